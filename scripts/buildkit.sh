@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Install, start and stop a local buildkitd for melange2 (development, demo and CI).
+#
+#   scripts/buildkit.sh install        install runc (apt) and buildkitd/buildctl (pinned, built with go)
+#   scripts/buildkit.sh start          install if needed, start buildkitd, wait until it answers,
+#                                      print the address (unix://…) on stdout
+#   scripts/buildkit.sh stop           stop the daemon started by `start` (by pid)
+#   scripts/buildkit.sh status         print the address if the daemon answers, exit 1 otherwise
+#   scripts/buildkit.sh addr           print the address `start` uses
+#
+# Every step is idempotent. Environment:
+#   MELANGE2_BUILDKIT_STATE  state dir (default: $XDG_STATE_HOME/melange2/buildkitd)
+#   MELANGE2_TOOLS_DIR       where pinned tools are installed (default: $XDG_CACHE_HOME/melange2/tools)
+set -euo pipefail
+
+BUILDKIT_VERSION=v0.32.2
+BUILDKIT_MODULE=github.com/moby/buildkit
+
+state_dir="${MELANGE2_BUILDKIT_STATE:-${XDG_STATE_HOME:-$HOME/.local/state}/melange2/buildkitd}"
+tools_dir="${MELANGE2_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/melange2/tools}/buildkit-${BUILDKIT_VERSION}"
+sock="$state_dir/buildkitd.sock"
+addr="unix://$sock"
+pidfile="$state_dir/buildkitd.pid"
+logfile="$state_dir/buildkitd.log"
+
+log() { printf 'buildkit.sh: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    die "need root for: $*"; fi
+}
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null || die "apt-get not found; install ${missing[*]} by hand"
+  log "installing ${missing[*]} with apt-get"
+  as_root apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >&2
+}
+
+# Resolve a binary: PATH first, then our pinned tool dir.
+find_bin() {
+  local name=$1
+  if [ -x "$tools_dir/bin/$name" ]; then echo "$tools_dir/bin/$name"; return 0; fi
+  command -v "$name" 2>/dev/null
+}
+
+install_buildkit() {
+  apt_install runc
+  local need=()
+  for b in buildkitd buildctl; do
+    find_bin "$b" >/dev/null || need+=("$b")
+  done
+  [ ${#need[@]} -eq 0 ] && return 0
+  command -v go >/dev/null || die "go is required to install ${need[*]} ${BUILDKIT_VERSION}"
+  # `go install module@version` refuses BuildKit's go.mod (it has exclude directives), so build
+  # from the downloaded module source as the main module instead.
+  log "downloading ${BUILDKIT_MODULE}@${BUILDKIT_VERSION}"
+  local src
+  src=$(go mod download -json "${BUILDKIT_MODULE}@${BUILDKIT_VERSION}" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -d "$src" ] || die "go mod download did not give a source dir for ${BUILDKIT_MODULE}"
+  mkdir -p "$tools_dir/bin"
+  for b in "${need[@]}"; do
+    log "building $b ${BUILDKIT_VERSION} into $tools_dir/bin (takes a few minutes once)"
+    (cd "$src" && GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath \
+      -ldflags "-X ${BUILDKIT_MODULE}/version.Version=${BUILDKIT_VERSION}" \
+      -o "$tools_dir/bin/$b.tmp" "./cmd/$b") >&2
+    mv "$tools_dir/bin/$b.tmp" "$tools_dir/bin/$b"
+  done
+}
+
+answers() {
+  local ctl
+  ctl=$(find_bin buildctl) || return 1
+  timeout 5 "$ctl" --addr "$addr" debug workers >/dev/null 2>&1
+}
+
+start() {
+  install_buildkit
+  if answers; then echo "$addr"; return 0; fi
+  [ "$(id -u)" -eq 0 ] || die "buildkitd with the runc worker must run as root"
+  mkdir -p "$state_dir"
+  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    log "buildkitd (pid $(cat "$pidfile")) is running but does not answer yet"
+  else
+    rm -f "$sock"
+    local bkd
+    bkd=$(find_bin buildkitd) || die "buildkitd not installed"
+    log "starting $bkd on $addr (log: $logfile)"
+    setsid "$bkd" --root "$state_dir/root" --addr "$addr" \
+      --oci-worker=true --containerd-worker=false >"$logfile" 2>&1 </dev/null &
+    echo $! >"$pidfile"
+  fi
+  for _ in $(seq 1 120); do
+    if answers; then echo "$addr"; return 0; fi
+    kill -0 "$(cat "$pidfile")" 2>/dev/null || { tail -20 "$logfile" >&2; die "buildkitd exited"; }
+    sleep 0.5
+  done
+  tail -20 "$logfile" >&2
+  die "buildkitd did not answer on $addr within 60 s"
+}
+
+stop() {
+  [ -f "$pidfile" ] || { log "no pid file in $state_dir: nothing to stop"; return 0; }
+  local pid
+  pid=$(cat "$pidfile")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid"
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+    log "stopped buildkitd (pid $pid)"
+  fi
+  rm -f "$pidfile"
+}
+
+case "${1:-}" in
+  install) install_buildkit ;;
+  start) start ;;
+  stop) stop ;;
+  status) answers && echo "$addr" ;;
+  addr) echo "$addr" ;;
+  *) sed -n '2,13p' "$0" >&2; exit 2 ;;
+esac
