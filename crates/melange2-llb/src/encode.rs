@@ -43,11 +43,11 @@ mod tests {
         };
         let bytes = encode_op(&op);
         // platform (field 10, wire type 2) = 0x52 comes first, then constraints (11) = 0x5a 00,
-        // then the source oneof (field 2) = 0x12.
+        // then the source oneof (field 3) = 0x1a.
         assert_eq!(bytes[0], 0x52);
-        let constraints_at = bytes.iter().position(|b| *b == 0x5a).unwrap();
-        assert_eq!(bytes[constraints_at + 1], 0x00);
-        assert_eq!(bytes[constraints_at + 2], 0x12);
+        let platform_len = bytes[1] as usize;
+        assert_eq!(&bytes[2 + platform_len..4 + platform_len], &[0x5a, 0x00]);
+        assert_eq!(bytes[4 + platform_len], 0x1a);
         // Decoding gives the same message back: the order only matters for the digest.
         assert_eq!(pb::Op::decode(bytes.as_slice()).unwrap(), op);
         assert_ne!(bytes, op.encode_to_vec());
