@@ -1,0 +1,240 @@
+//! Errors with file:line:column, the field path and a "did you mean" suggestion.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::locate;
+
+/// A problem in a build file or a pipeline file, pinned to a position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// File name as given by the caller (or `builtin:pipelines/<name>.yaml`).
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// Field path inside the file, e.g. `pipeline[2].with.uri` (empty for the whole file).
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+    /// Closest valid alternative, when one is near enough.
+    pub suggestion: Option<String>,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(s) = &self.suggestion {
+            write!(f, " (did you mean {s:?}?)")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every error of this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Invalid content in a build or pipeline file.
+    #[error("{0}")]
+    Config(Box<Diagnostic>),
+    /// A file could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A bad option value given by the caller (architecture, build option, template, …).
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    /// The diagnostic, when this error points into a file.
+    pub fn diagnostic(&self) -> Option<&Diagnostic> {
+        match self {
+            Error::Config(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// Result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Which part of a map entry an error points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum At {
+    /// The key of the entry (unknown keys).
+    Key,
+    /// The value of the entry.
+    Value,
+}
+
+/// The text of one YAML file, kept to locate errors lazily (only when one occurs).
+#[derive(Debug, Clone)]
+pub(crate) struct Source {
+    pub name: Arc<str>,
+    pub text: Arc<str>,
+}
+
+impl Source {
+    pub fn new(name: impl Into<Arc<str>>, text: impl Into<Arc<str>>) -> Self {
+        Source { name: name.into(), text: text.into() }
+    }
+
+    /// An error at `path` (a field path such as `pipeline[1].with.uri`).
+    pub fn error(&self, path: &str, at: At, message: impl Into<String>) -> Error {
+        self.error_suggest(path, at, message, None)
+    }
+
+    /// An error with a suggestion.
+    pub fn error_suggest(
+        &self,
+        path: &str,
+        at: At,
+        message: impl Into<String>,
+        suggestion: Option<String>,
+    ) -> Error {
+        let (line, column) = locate::position(&self.text, path, at);
+        Error::Config(Box::new(Diagnostic {
+            file: self.name.to_string(),
+            line,
+            column,
+            path: path.to_string(),
+            message: message.into(),
+            suggestion,
+        }))
+    }
+
+    /// Convert a serde_norway decoding error (unknown key, wrong type, YAML syntax).
+    pub fn from_yaml(&self, e: &serde_norway::Error) -> Error {
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((1, 1));
+        let mut msg = e.to_string();
+        if let Some(idx) = msg.rfind(" at line ") {
+            msg.truncate(idx);
+        }
+        // serde_norway prefixes the path of the enclosing value: "pipeline[1]: …".
+        let (mut path, mut rest) = match msg.split_once(": ") {
+            Some((p, r)) if looks_like_path(p) => (p.to_string(), r.to_string()),
+            _ => (String::new(), msg.clone()),
+        };
+        let mut suggestion = None;
+        if let Some((field, expected)) = parse_unknown_field(&rest) {
+            suggestion = suggest(&field, expected.iter().map(String::as_str));
+            path = if path.is_empty() { field.clone() } else { format!("{path}.{field}") };
+            rest = if expected.is_empty() {
+                format!("unknown key {field:?}")
+            } else {
+                format!("unknown key {field:?} (valid keys: {})", expected.join(", "))
+            };
+        }
+        Error::Config(Box::new(Diagnostic {
+            file: self.name.to_string(),
+            line,
+            column,
+            path,
+            message: rest,
+            suggestion,
+        }))
+    }
+}
+
+fn looks_like_path(p: &str) -> bool {
+    !p.is_empty()
+        && !p.contains(' ')
+        && p.chars().all(|c| c.is_ascii_alphanumeric() || "._-[]\\/".contains(c))
+}
+
+/// `unknown field `x`, expected one of `a`, `b`` → ("x", ["a", "b"]).
+fn parse_unknown_field(msg: &str) -> Option<(String, Vec<String>)> {
+    let rest = msg.strip_prefix("unknown field `")?;
+    let end = rest.find('`')?;
+    let field = rest[..end].to_string();
+    let tail = &rest[end + 1..];
+    let expected = tail
+        .split('`')
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 1)
+        .map(|(_, s)| s.to_string())
+        .collect();
+    Some((field, expected))
+}
+
+/// Optimal-string-alignment edit distance (adjacent transpositions count as one edit).
+pub(crate) fn osa_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let (n, m) = (a.len(), b.len());
+    let mut d = vec![vec![0usize; m + 1]; n + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=m {
+        d[0][j] = j;
+    }
+    for i in 1..=n {
+        for j in 1..=m {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[n][m]
+}
+
+/// The closest candidate to `word`, if it is near enough to be a plausible typo.
+pub(crate) fn suggest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
+    let lw = word.to_ascii_lowercase();
+    let mut best: Option<(usize, &str)> = None;
+    for c in candidates {
+        let dist = osa_distance(&lw, &c.to_ascii_lowercase());
+        let limit = (c.chars().count().max(lw.chars().count()) / 3).max(2);
+        let sorted_equal = {
+            let mut x: Vec<char> = lw.chars().collect();
+            let mut y: Vec<char> = c.to_ascii_lowercase().chars().collect();
+            x.sort_unstable();
+            y.sort_unstable();
+            x == y
+        };
+        let dist = if sorted_equal { dist.min(1) } else { dist };
+        if dist <= limit && best.is_none_or(|(d, _)| dist < d) {
+            best = Some((dist, c));
+        }
+    }
+    best.map(|(_, c)| c.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions() {
+        let fields = ["name", "version", "epoch", "description"];
+        assert_eq!(suggest("epcho", fields.iter().copied()).as_deref(), Some("epoch"));
+        assert_eq!(suggest("verison", fields.iter().copied()).as_deref(), Some("version"));
+        assert_eq!(suggest("zzzzzz", fields.iter().copied()), None);
+        assert_eq!(osa_distance("ab", "ba"), 1);
+    }
+
+    #[test]
+    fn unknown_field_parse() {
+        let (f, e) = parse_unknown_field("unknown field `epcho`, expected one of `name`, `epoch`").unwrap();
+        assert_eq!(f, "epcho");
+        assert_eq!(e, vec!["name", "epoch"]);
+    }
+}

@@ -1,0 +1,188 @@
+//! `${{ name }}` substitution.
+//!
+//! Two flavours exist in melange: the parse phase replaces the exact text `${{name}}`
+//! (no whitespace) of known keys and leaves everything else alone; the compile phase
+//! matches `${{ name }}` with optional whitespace and fails on unknown names (or, for
+//! `if:` conditions, inserts the value in Go-quoted form).
+
+/// One `${{…}}` occurrence: byte range and the variable name.
+struct Occurrence<'a> {
+    start: usize,
+    end: usize,
+    name: &'a str,
+    exact: bool,
+}
+
+fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_'
+}
+
+/// Find the next occurrence at or after `from`.
+fn next_occurrence(s: &str, mut from: usize) -> Option<Occurrence<'_>> {
+    let b = s.as_bytes();
+    while let Some(rel) = s[from..].find("${{") {
+        let start = from + rel;
+        let mut i = start + 3;
+        let ws_before = i;
+        while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
+            i += 1;
+        }
+        let had_ws = i != ws_before;
+        let ns = i;
+        while i < b.len() && is_name_byte(b[i]) {
+            i += 1;
+        }
+        let ne = i;
+        let ws2 = i;
+        while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
+            i += 1;
+        }
+        let had_ws = had_ws || i != ws2;
+        if ne > ns && s[i..].starts_with("}}") {
+            return Some(Occurrence { start, end: i + 2, name: &s[ns..ne], exact: !had_ws });
+        }
+        from = start + 3;
+    }
+    None
+}
+
+/// True when `s` contains at least one `${{…}}` reference.
+pub(crate) fn has_refs(s: &str) -> bool {
+    next_occurrence(s, 0).is_some()
+}
+
+/// Names referenced by `s`, in order.
+pub(crate) fn refs(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(o) = next_occurrence(s, from) {
+        out.push(o.name);
+        from = o.end;
+    }
+    out
+}
+
+/// Parse-phase replacement: exact `${{name}}` text for names `lookup` knows; the rest stays.
+pub(crate) fn replace_exact<'a>(s: &str, lookup: impl Fn(&str) -> Option<&'a str>) -> String {
+    if !s.contains("${{") {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut last = 0;
+    let mut from = 0;
+    while let Some(o) = next_occurrence(s, from) {
+        from = o.end;
+        if !o.exact {
+            continue;
+        }
+        if let Some(v) = lookup(o.name) {
+            out.push_str(&s[last..o.start]);
+            out.push_str(v);
+            last = o.end;
+        }
+    }
+    out.push_str(&s[last..]);
+    out
+}
+
+/// How compile-phase substitution treats values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Insert values as they are; unknown names are errors.
+    Strict,
+    /// Insert values Go-quoted (`if:` conditions); unknown names are errors.
+    Quote,
+    /// Insert values as they are; unknown names stay as written.
+    Lenient,
+}
+
+/// Compile-phase substitution. Returns the unknown name on failure.
+pub(crate) fn substitute<'a>(
+    s: &str,
+    mode: Mode,
+    lookup: impl Fn(&str) -> Option<&'a str>,
+) -> Result<String, String> {
+    if !s.contains("${{") {
+        return Ok(s.to_string());
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    let mut last = 0;
+    let mut from = 0;
+    while let Some(o) = next_occurrence(s, from) {
+        from = o.end;
+        match lookup(o.name) {
+            Some(v) => {
+                out.push_str(&s[last..o.start]);
+                if mode == Mode::Quote {
+                    out.push_str(&go_quote(v));
+                } else {
+                    out.push_str(v);
+                }
+                last = o.end;
+            }
+            None if mode == Mode::Lenient => {}
+            None => return Err(o.name.to_string()),
+        }
+    }
+    out.push_str(&s[last..]);
+    Ok(out)
+}
+
+/// Go's `strconv.Quote` for the characters that matter in conditions.
+pub(crate) fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\x07' => out.push_str("\\a"),
+            '\x08' => out.push_str("\\b"),
+            '\x0c' => out.push_str("\\f"),
+            '\x0b' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn m() -> HashMap<&'static str, &'static str> {
+        HashMap::from([("package.name", "hello"), ("vars.x", "1.2")])
+    }
+
+    #[test]
+    fn exact_phase() {
+        let m = m();
+        let f = |k: &str| m.get(k).copied();
+        assert_eq!(replace_exact("a ${{package.name}} b", f), "a hello b");
+        assert_eq!(replace_exact("${{ package.name }}", f), "${{ package.name }}");
+        assert_eq!(replace_exact("${{build.arch}}-${{vars.x}}", f), "${{build.arch}}-1.2");
+    }
+
+    #[test]
+    fn strict_and_quote() {
+        let m = m();
+        let f = |k: &str| m.get(k).copied();
+        assert_eq!(substitute("${{ package.name }}!", Mode::Strict, f).unwrap(), "hello!");
+        assert_eq!(substitute("x ${{nope}}", Mode::Strict, f).unwrap_err(), "nope");
+        assert_eq!(substitute("x ${{nope}}", Mode::Lenient, f).unwrap(), "x ${{nope}}");
+        assert_eq!(
+            substitute("${{package.name}} == 'x'", Mode::Quote, f).unwrap(),
+            "\"hello\" == 'x'"
+        );
+        assert_eq!(substitute("$${{ }} ${{}}", Mode::Strict, f).unwrap(), "$${{ }} ${{}}");
+        assert_eq!(go_quote("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
+    }
+}
