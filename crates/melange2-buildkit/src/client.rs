@@ -1,0 +1,412 @@
+//! Connecting, daemon information and solving.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bollard_buildkit_proto::moby::buildkit::v1::{
+    self as control, InfoRequest, ListWorkersRequest, SolveRequest, StatusRequest, StatusResponse,
+    control_client::ControlClient,
+};
+use melange2_llb::{Definition, Platform};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tonic::transport::Channel;
+
+use crate::error::{clean_message, decode_details, exit_code_from_message};
+use crate::progress::Tracker;
+use crate::session::{Session, SessionConfig};
+use crate::{Address, BuildkitError, SolveError, TlsFiles};
+
+/// The oldest daemon we talk to: needs `SolveRequest.exporters`, `Mount.contentCache`, `Info`.
+pub const MIN_VERSION: (u64, u64, u64) = (0, 13, 0);
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long the status stream may stay silent after the solve returned.
+const STATUS_DRAIN: Duration = Duration::from_secs(5);
+/// gRPC message limit: Status responses of large builds exceed tonic's 4 MiB default.
+const MAX_MSG: usize = 64 << 20;
+
+/// Where the daemon's output goes.
+pub type ExportSink = Box<dyn tokio::io::AsyncWrite + Send + Unpin>;
+
+/// The daemon's version.
+#[derive(Clone, Debug)]
+pub struct DaemonInfo {
+    /// The address it was reached at.
+    pub address: String,
+    /// Go package (`github.com/moby/buildkit`).
+    pub package: String,
+    /// Version (`v0.32.2`).
+    pub version: String,
+    /// VCS revision.
+    pub revision: String,
+}
+
+/// One worker of the daemon.
+#[derive(Clone, Debug)]
+pub struct WorkerInfo {
+    /// Worker id.
+    pub id: String,
+    /// Platforms it can run.
+    pub platforms: Vec<Platform>,
+    /// Labels (executor, snapshotter, network, …), sorted.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// One exporter of a solve. Only the `tar` exporter streams to the client.
+pub struct Exporter {
+    kind: String,
+    attrs: BTreeMap<String, String>,
+    sink: Option<ExportSink>,
+}
+
+impl Exporter {
+    /// Export the result as one tar stream written into `sink`.
+    pub fn tar(sink: ExportSink) -> Self {
+        Self {
+            kind: "tar".into(),
+            attrs: BTreeMap::new(),
+            sink: Some(sink),
+        }
+    }
+    /// Set an exporter attribute.
+    pub fn attr(mut self, k: impl Into<String>, v: impl Into<String>) -> Self {
+        self.attrs.insert(k.into(), v.into());
+        self
+    }
+    /// Clamp every mtime in the export to this unix time.
+    pub fn source_date_epoch(self, epoch: u64) -> Self {
+        self.attr("source-date-epoch", epoch.to_string())
+    }
+}
+
+/// What to solve and what to serve while solving.
+#[derive(Default)]
+pub struct SolveOptions {
+    /// Local directories served for `local://NAME` sources.
+    pub local_dirs: BTreeMap<String, PathBuf>,
+    /// Secrets served by id.
+    pub secrets: BTreeMap<String, Vec<u8>>,
+    /// Exporters (their index is their id).
+    pub exporters: Vec<Exporter>,
+    /// Entitlements (`network.host`, `security.insecure`).
+    pub entitlements: Vec<String>,
+    /// Frontend attributes (rarely needed for raw LLB).
+    pub frontend_attrs: BTreeMap<String, String>,
+}
+
+/// What happened during a successful solve.
+#[derive(Clone, Debug)]
+pub struct SolveResult {
+    /// Every vertex the daemon reported, in first-seen order.
+    pub vertices: Vec<crate::progress::VertexSummary>,
+    /// The exporter response (e.g. digests).
+    pub exporter_response: BTreeMap<String, String>,
+    /// Wall time of the solve.
+    pub duration: Duration,
+}
+
+impl SolveResult {
+    /// Number of vertices taken from the cache.
+    pub fn cached(&self) -> usize {
+        self.vertices.iter().filter(|v| v.cached).count()
+    }
+}
+
+/// A connection to one buildkitd.
+#[derive(Clone)]
+pub struct Client {
+    control: ControlClient<Channel>,
+    info: DaemonInfo,
+    shared_key: String,
+}
+
+impl Client {
+    /// Connect, ask the daemon for its version and refuse daemons older than [`MIN_VERSION`].
+    pub async fn connect(addr: &Address, tls: &TlsFiles) -> Result<Self, BuildkitError> {
+        let channel = addr.channel(tls, CONNECT_TIMEOUT).await?;
+        let mut control = ControlClient::new(channel)
+            .max_decoding_message_size(MAX_MSG)
+            .max_encoding_message_size(MAX_MSG);
+        let shown = addr.to_string();
+        let info = match tokio::time::timeout(CALL_TIMEOUT, control.info(InfoRequest {})).await {
+            Err(_) => {
+                return Err(BuildkitError::Timeout {
+                    addr: shown,
+                    secs: CALL_TIMEOUT.as_secs(),
+                    what: "Info".into(),
+                });
+            }
+            Ok(Err(s)) if s.code() == tonic::Code::Unimplemented => {
+                return Err(BuildkitError::TooOld {
+                    addr: shown,
+                    version: "no Info API, older than v0.11".into(),
+                    min: version_string(MIN_VERSION),
+                });
+            }
+            Ok(Err(s)) if s.code() == tonic::Code::Unavailable => {
+                return Err(BuildkitError::Connect {
+                    addr: shown,
+                    reason: crate::addr::error_chain(&s),
+                });
+            }
+            Ok(Err(s)) => {
+                return Err(BuildkitError::Rpc {
+                    call: "Info",
+                    status: Box::new(s),
+                });
+            }
+            Ok(Ok(r)) => r.into_inner().buildkit_version.unwrap_or_default(),
+        };
+        check_version(&shown, &info.version)?;
+        let shared_key = stable_shared_key();
+        Ok(Self {
+            control,
+            info: DaemonInfo {
+                address: shown,
+                package: info.package,
+                version: info.version,
+                revision: info.revision,
+            },
+            shared_key,
+        })
+    }
+
+    /// The daemon's version information.
+    pub fn daemon(&self) -> &DaemonInfo {
+        &self.info
+    }
+
+    /// The daemon's workers and their platforms.
+    pub async fn workers(&self) -> Result<Vec<WorkerInfo>, BuildkitError> {
+        let mut c = self.control.clone();
+        let resp = tokio::time::timeout(
+            CALL_TIMEOUT,
+            c.list_workers(ListWorkersRequest { filter: vec![] }),
+        )
+        .await
+        .map_err(|_| BuildkitError::Timeout {
+            addr: self.info.address.clone(),
+            secs: CALL_TIMEOUT.as_secs(),
+            what: "ListWorkers".into(),
+        })?
+        .map_err(|s| BuildkitError::Rpc {
+            call: "ListWorkers",
+            status: Box::new(s),
+        })?;
+        Ok(resp
+            .into_inner()
+            .record
+            .into_iter()
+            .map(|w| WorkerInfo {
+                id: w.id,
+                platforms: w
+                    .platforms
+                    .into_iter()
+                    .map(|p| Platform {
+                        os: p.os,
+                        architecture: p.architecture,
+                        variant: p.variant,
+                    })
+                    .collect(),
+                labels: w.labels.into_iter().collect(),
+            })
+            .collect())
+    }
+
+    /// Solve `def`, serving what `opts` names, and hand every status update to `on_status`.
+    pub async fn solve(
+        &self,
+        def: &Definition,
+        opts: SolveOptions,
+        on_status: &mut (dyn FnMut(&StatusResponse) + Send),
+    ) -> Result<SolveResult, BuildkitError> {
+        let start = Instant::now();
+        let mut exports = BTreeMap::new();
+        let mut exporters = Vec::new();
+        for (i, e) in opts.exporters.into_iter().enumerate() {
+            if let Some(sink) = e.sink {
+                exports.insert(i, sink);
+            }
+            exporters.push(control::Exporter {
+                r#type: e.kind,
+                attrs: e.attrs.into_iter().collect(),
+            });
+        }
+        let session = Session::start(
+            &self.control,
+            SessionConfig {
+                dirs: opts.local_dirs,
+                secrets: opts.secrets,
+                exports,
+            },
+            &self.shared_key,
+        )
+        .await?;
+
+        let build_ref = uuid::Uuid::new_v4().simple().to_string();
+        let req = SolveRequest {
+            r#ref: build_ref.clone(),
+            definition: Some(def.pb.clone()),
+            session: session.id.clone(),
+            entitlements: opts.entitlements,
+            frontend_attrs: opts.frontend_attrs.into_iter().collect(),
+            exporters,
+            ..Default::default()
+        };
+
+        // Status runs next to Solve under the same ref; it feeds a channel we drain below.
+        let (st_tx, mut st_rx) = mpsc::channel::<StatusResponse>(256);
+        let mut status_client = self.control.clone();
+        let status_task = tokio::spawn(async move {
+            let Ok(resp) = status_client
+                .status(StatusRequest {
+                    r#ref: build_ref.clone(),
+                })
+                .await
+            else {
+                return;
+            };
+            let mut stream = resp.into_inner();
+            while let Ok(Some(msg)) = stream.message().await {
+                if st_tx.send(msg).await.is_err() {
+                    break;
+                }
+            }
+        });
+
+        let mut tracker = Tracker::default();
+        let mut solve_client = self.control.clone();
+        let solve = solve_client.solve(req);
+        tokio::pin!(solve);
+        let outcome = loop {
+            tokio::select! {
+                r = &mut solve => break r,
+                Some(msg) = st_rx.recv() => {
+                    tracker.update(&msg);
+                    on_status(&msg);
+                }
+            }
+        };
+        // Drain what the daemon still reports (final vertex states, logs).
+        loop {
+            match tokio::time::timeout(STATUS_DRAIN, st_rx.recv()).await {
+                Ok(Some(msg)) => {
+                    tracker.update(&msg);
+                    on_status(&msg);
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        status_task.abort();
+
+        match outcome {
+            Ok(resp) => {
+                session.finish_exports().await?;
+                Ok(SolveResult {
+                    vertices: tracker.summaries(),
+                    exporter_response: resp.into_inner().exporter_response.into_iter().collect(),
+                    duration: start.elapsed(),
+                })
+            }
+            Err(status) => {
+                // An exporter that failed on our side explains the failure better.
+                session.finish_exports().await?;
+                Err(solve_error(&status, &tracker).into())
+            }
+        }
+    }
+}
+
+fn solve_error(status: &tonic::Status, tracker: &Tracker) -> SolveError {
+    let details = decode_details(status);
+    let message = clean_message(status);
+    let vertex = details
+        .vertex
+        .clone()
+        .or_else(|| tracker.failed_vertex().map(str::to_string));
+    let (step, log_tail) = match vertex.as_deref().and_then(|d| tracker.get(d)) {
+        Some(v) => (Some(v.name.clone()), v.log_tail()),
+        None => (None, vec![]),
+    };
+    SolveError {
+        exit_code: details
+            .exit_code
+            .or_else(|| exit_code_from_message(&message)),
+        message,
+        vertex,
+        step,
+        log_tail,
+    }
+}
+
+fn parse_version(v: &str) -> Option<(u64, u64, u64)> {
+    let v = v.trim().trim_start_matches('v');
+    let core = v.split(['-', '+']).next()?;
+    let mut it = core.split('.').map(|p| p.parse::<u64>());
+    Some((
+        it.next()?.ok()?,
+        it.next()?.ok()?,
+        it.next().unwrap_or(Ok(0)).ok()?,
+    ))
+}
+
+fn version_string(v: (u64, u64, u64)) -> String {
+    format!("v{}.{}.{}", v.0, v.1, v.2)
+}
+
+/// Refuse daemons older than [`MIN_VERSION`]; development builds (`v0.0.0+unknown`) pass.
+pub(crate) fn check_version(addr: &str, version: &str) -> Result<(), BuildkitError> {
+    match parse_version(version) {
+        Some((0, 0, 0)) => {
+            tracing::warn!("buildkitd at {addr} reports a development version ({version})");
+            Ok(())
+        }
+        Some(v) if v >= MIN_VERSION => Ok(()),
+        Some(_) => Err(BuildkitError::TooOld {
+            addr: addr.to_string(),
+            version: version.to_string(),
+            min: version_string(MIN_VERSION),
+        }),
+        None => {
+            tracing::warn!("buildkitd at {addr} reports an unparsable version {version:?}");
+            Ok(())
+        }
+    }
+}
+
+/// A key that stays the same for this machine, so the daemon can reuse what it received from us
+/// in earlier sessions (incremental local transfers).
+fn stable_shared_key() -> String {
+    let seed = std::fs::read_to_string("/etc/machine-id")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .unwrap_or_else(|| "melange2".into());
+    let h = Sha256::digest(format!("melange2:{}", seed.trim()).as_bytes());
+    hex::encode(&h[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(parse_version("v0.32.2"), Some((0, 32, 2)));
+        assert_eq!(parse_version("v0.13.0-rc1"), Some((0, 13, 0)));
+        assert_eq!(parse_version("v0.0.0+unknown"), Some((0, 0, 0)));
+        assert!(check_version("x", "v0.12.5").is_err());
+        assert!(check_version("x", "v0.13.0").is_ok());
+        assert!(check_version("x", "v0.0.0+unknown").is_ok());
+        let e = check_version("unix:///s", "v0.10.0")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("too old") && e.contains("v0.10.0") && e.contains("v0.13.0"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,32 @@
+//! Client for a BuildKit daemon (buildkitd ≥ v0.13) that solves LLB graphs.
+//!
+//! Contract:
+//! - [`Client::connect`] reaches a daemon at `unix://`, `tcp://` (plain or mTLS) or
+//!   `docker-container://NAME` within bounded timeouts, and refuses daemons older than v0.13.
+//! - [`Client::solve`] runs one LLB definition with a session of its own: local directories
+//!   are served over FileSync, secrets over the Secrets service, and the `tar` exporter's
+//!   stream is written into a caller-supplied sink. Status events are tracked for the caller
+//!   and handed to a [`progress::Progress`] renderer.
+//! - A failed solve becomes a [`SolveError`] naming the failing step, its exit code and the
+//!   last lines of its log.
+//!
+//! This crate knows nothing about melange or APKs; it only speaks BuildKit.
+
+mod addr;
+mod client;
+mod error;
+mod filesync;
+pub mod progress;
+mod report;
+mod session;
+
+pub use addr::{Address, TlsFiles};
+pub use client::{
+    Client, DaemonInfo, ExportSink, Exporter, MIN_VERSION, SolveOptions, SolveResult, WorkerInfo,
+};
+pub use error::{BuildkitError, SolveError};
+pub use melange2_llb as llb;
+pub use report::{DaemonReport, daemon_report};
+
+/// The environment variable that names the daemon address, as in buildctl.
+pub const BUILDKIT_HOST_ENV: &str = "BUILDKIT_HOST";

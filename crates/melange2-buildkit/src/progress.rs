@@ -1,0 +1,757 @@
+//! Status tracking and progress rendering (`auto`, `tty`, `plain`, `rawjson`, `quiet`).
+//!
+//! [`Tracker`] folds BuildKit's Status stream into per-vertex state (name, cached, timings,
+//! error, the last lines of its log). [`Progress`] renders the same stream for people:
+//! `plain` in the style of `buildctl --progress=plain`, `tty` as live spinners (indicatif),
+//! `rawjson` as one JSON object per status message. [`Progress::finish`] prints a summary.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bollard_buildkit_proto::google::protobuf::Timestamp;
+use bollard_buildkit_proto::moby::buildkit::v1::StatusResponse;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// How many log lines of each vertex are kept for error reports.
+const TAIL_LINES: usize = 40;
+
+fn to_time(t: &Option<Timestamp>) -> Option<SystemTime> {
+    let t = t.as_ref()?;
+    if t.seconds <= 0 && t.nanos <= 0 {
+        return None;
+    }
+    Some(UNIX_EPOCH + Duration::new(t.seconds as u64, t.nanos.max(0) as u32))
+}
+
+/// What the daemon told us about one vertex so far.
+#[derive(Clone, Debug, Default)]
+pub struct VertexState {
+    /// Digest.
+    pub digest: String,
+    /// Display name.
+    pub name: String,
+    /// Taken from the cache.
+    pub cached: bool,
+    /// Start time.
+    pub started: Option<SystemTime>,
+    /// Completion time.
+    pub completed: Option<SystemTime>,
+    /// Error message, if it failed.
+    pub error: String,
+    tail: VecDeque<String>,
+    partial: BTreeMap<i64, Vec<u8>>,
+}
+
+impl VertexState {
+    /// The last lines the vertex printed (complete lines plus any unterminated rest).
+    pub fn log_tail(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.tail.iter().cloned().collect();
+        for p in self.partial.values() {
+            if !p.is_empty() {
+                v.push(String::from_utf8_lossy(p).into_owned());
+            }
+        }
+        let skip = v.len().saturating_sub(TAIL_LINES);
+        v.split_off(skip)
+    }
+    /// Time between start and completion.
+    pub fn duration(&self) -> Option<Duration> {
+        let (s, c) = (self.started?, self.completed?);
+        c.duration_since(s).ok()
+    }
+    fn internal(&self) -> bool {
+        self.name.starts_with("[internal]")
+    }
+}
+
+/// A finished vertex, for results and summaries.
+#[derive(Clone, Debug)]
+pub struct VertexSummary {
+    /// Digest.
+    pub digest: String,
+    /// Display name.
+    pub name: String,
+    /// Taken from the cache.
+    pub cached: bool,
+    /// How long it ran.
+    pub duration: Option<Duration>,
+    /// Error, if it failed.
+    pub error: Option<String>,
+}
+
+/// A change the tracker saw, for renderers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// A vertex started running.
+    Started(String),
+    /// A vertex finished (done, cached or failed).
+    Completed(String),
+    /// A complete log line of a vertex.
+    Log(String, String),
+    /// A sub-progress item (e.g. a transfer) of a vertex.
+    Status {
+        /// Vertex digest.
+        vertex: String,
+        /// Item id (e.g. "transferring context:").
+        id: String,
+        /// Bytes or items done.
+        current: i64,
+        /// Total, 0 if unknown.
+        total: i64,
+        /// Whether the item finished.
+        done: bool,
+    },
+}
+
+/// Folds status messages into per-vertex state.
+#[derive(Default)]
+pub struct Tracker {
+    vertices: BTreeMap<String, VertexState>,
+    order: Vec<String>,
+}
+
+impl Tracker {
+    /// Apply one status message; return what changed.
+    pub fn update(&mut self, resp: &StatusResponse) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for v in &resp.vertexes {
+            let st = self.vertices.entry(v.digest.clone()).or_insert_with(|| {
+                self.order.push(v.digest.clone());
+                VertexState {
+                    digest: v.digest.clone(),
+                    ..Default::default()
+                }
+            });
+            let was_started = st.started.is_some();
+            let was_completed = st.completed.is_some();
+            st.name = v.name.clone();
+            st.cached = v.cached;
+            if let Some(s) = to_time(&v.started) {
+                st.started = Some(s);
+            }
+            st.completed = to_time(&v.completed);
+            st.error = v.error.clone();
+            if st.started.is_some() && !was_started {
+                changes.push(Change::Started(v.digest.clone()));
+            }
+            if st.completed.is_some() && !was_completed {
+                // Flush unterminated log output of a finished vertex.
+                for (_, p) in std::mem::take(&mut st.partial) {
+                    if !p.is_empty() {
+                        let line = String::from_utf8_lossy(&p).into_owned();
+                        push_tail(&mut st.tail, line.clone());
+                        changes.push(Change::Log(v.digest.clone(), line));
+                    }
+                }
+                changes.push(Change::Completed(v.digest.clone()));
+            }
+        }
+        for s in &resp.statuses {
+            changes.push(Change::Status {
+                vertex: s.vertex.clone(),
+                id: s.id.clone(),
+                current: s.current,
+                total: s.total,
+                done: s.completed.is_some(),
+            });
+        }
+        for l in &resp.logs {
+            let Some(st) = self.vertices.get_mut(&l.vertex) else {
+                continue;
+            };
+            let buf = st.partial.entry(l.stream).or_default();
+            buf.extend_from_slice(&l.msg);
+            while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                let rest = buf.split_off(pos + 1);
+                let mut line = std::mem::replace(buf, rest);
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                let line = String::from_utf8_lossy(&line).into_owned();
+                push_tail(&mut st.tail, line.clone());
+                changes.push(Change::Log(l.vertex.clone(), line));
+            }
+        }
+        changes
+    }
+
+    /// State of one vertex.
+    pub fn get(&self, digest: &str) -> Option<&VertexState> {
+        self.vertices.get(digest)
+    }
+
+    /// The first vertex that reported an error.
+    pub fn failed_vertex(&self) -> Option<&str> {
+        self.order
+            .iter()
+            .find(|d| self.vertices.get(*d).is_some_and(|v| !v.error.is_empty()))
+            .map(String::as_str)
+    }
+
+    /// All vertices in first-seen order.
+    pub fn summaries(&self) -> Vec<VertexSummary> {
+        self.order
+            .iter()
+            .filter_map(|d| self.vertices.get(d))
+            .map(|v| VertexSummary {
+                digest: v.digest.clone(),
+                name: v.name.clone(),
+                cached: v.cached,
+                duration: v.duration(),
+                error: (!v.error.is_empty()).then(|| v.error.clone()),
+            })
+            .collect()
+    }
+}
+
+fn push_tail(tail: &mut VecDeque<String>, line: String) {
+    if tail.len() == TAIL_LINES {
+        tail.pop_front();
+    }
+    tail.push_back(line);
+}
+
+/// Output style.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ProgressMode {
+    /// `tty` on a terminal, else `plain`.
+    #[default]
+    Auto,
+    /// Live spinners, one line per running step.
+    Tty,
+    /// Line-oriented, in the style of `buildctl --progress=plain`.
+    Plain,
+    /// One JSON object per status message.
+    RawJson,
+    /// Nothing but errors.
+    Quiet,
+}
+
+impl std::str::FromStr for ProgressMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "auto" => Self::Auto,
+            "tty" => Self::Tty,
+            "plain" => Self::Plain,
+            "rawjson" => Self::RawJson,
+            "quiet" | "none" => Self::Quiet,
+            other => {
+                return Err(format!(
+                    "unknown progress mode {other:?} (auto, tty, plain, rawjson, quiet)"
+                ));
+            }
+        })
+    }
+}
+
+/// Totals of a build, printed at the end.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Steps seen (internal vertices excluded).
+    pub total: usize,
+    /// Steps taken from the cache.
+    pub cached: usize,
+    /// Steps that ran.
+    pub executed: usize,
+    /// Steps that failed.
+    pub errors: usize,
+    /// Wall time since the renderer was created.
+    pub duration: Duration,
+    /// The slowest executed steps (name, duration), longest first, at most 5.
+    pub slowest: Vec<(String, Duration)>,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "Build summary:")?;
+        writeln!(f, "  Total steps:  {}", self.total)?;
+        writeln!(f, "  Cached:       {}", self.cached)?;
+        writeln!(f, "  Executed:     {}", self.executed)?;
+        if self.errors > 0 {
+            writeln!(f, "  Errors:       {}", self.errors)?;
+        }
+        writeln!(f, "  Duration:     {:.1}s", self.duration.as_secs_f64())?;
+        if !self.slowest.is_empty() {
+            writeln!(f, "  Slowest steps:")?;
+            for (n, d) in &self.slowest {
+                writeln!(f, "    {:>7.1}s  {}", d.as_secs_f64(), truncate(n, 72))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    let one_line = s.replace('\n', " ");
+    if one_line.chars().count() <= max {
+        return one_line;
+    }
+    let cut: String = one_line.chars().take(max.saturating_sub(3)).collect();
+    format!("{cut}...")
+}
+
+struct Tty {
+    multi: MultiProgress,
+    bars: BTreeMap<String, ProgressBar>,
+}
+
+/// Renders a Status stream for people and counts steps for the summary.
+pub struct Progress {
+    mode: ProgressMode,
+    show_logs: bool,
+    tracker: Tracker,
+    out: Box<dyn Write + Send>,
+    seq: BTreeMap<String, usize>,
+    headers: std::collections::BTreeSet<String>,
+    start: Instant,
+    tty: Option<Tty>,
+}
+
+impl Progress {
+    /// A renderer writing to stderr. `show_logs` prints every step's output live (always on in
+    /// `plain` mode).
+    pub fn new(mode: ProgressMode, show_logs: bool) -> Self {
+        let mode = match mode {
+            ProgressMode::Auto if std::io::stderr().is_terminal() => ProgressMode::Tty,
+            ProgressMode::Auto => ProgressMode::Plain,
+            m => m,
+        };
+        let tty = (mode == ProgressMode::Tty).then(|| Tty {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            bars: BTreeMap::new(),
+        });
+        Self {
+            mode,
+            show_logs,
+            tracker: Tracker::default(),
+            out: Box::new(std::io::stderr()),
+            seq: BTreeMap::new(),
+            headers: Default::default(),
+            start: Instant::now(),
+            tty,
+        }
+    }
+
+    /// A non-tty renderer writing into `out` (for tests and log files).
+    pub fn to_writer(mode: ProgressMode, show_logs: bool, out: Box<dyn Write + Send>) -> Self {
+        let mode = match mode {
+            ProgressMode::Auto | ProgressMode::Tty => ProgressMode::Plain,
+            m => m,
+        };
+        Self {
+            mode,
+            show_logs,
+            tracker: Tracker::default(),
+            out,
+            seq: BTreeMap::new(),
+            headers: Default::default(),
+            start: Instant::now(),
+            tty: None,
+        }
+    }
+
+    /// The mode in use after `auto` was resolved.
+    pub fn mode(&self) -> ProgressMode {
+        self.mode
+    }
+
+    /// The tracker (vertex states so far).
+    pub fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+
+    fn seq_of(&mut self, d: &str) -> usize {
+        let n = self.seq.len() + 1;
+        *self.seq.entry(d.to_string()).or_insert(n)
+    }
+
+    /// The vertex's number, printing its `#N name` header first if not done yet.
+    fn header(&mut self, d: &str, name: &str) -> usize {
+        let n = self.seq_of(d);
+        if self.headers.insert(d.to_string()) {
+            let _ = writeln!(self.out, "#{n} {name}");
+        }
+        n
+    }
+
+    /// Feed one status message.
+    pub fn handle(&mut self, resp: &StatusResponse) {
+        let changes = self.tracker.update(resp);
+        match self.mode {
+            ProgressMode::RawJson => {
+                let _ = writeln!(self.out, "{}", raw_json(resp));
+            }
+            ProgressMode::Plain => self.plain(changes),
+            ProgressMode::Tty => self.tty(changes),
+            ProgressMode::Quiet | ProgressMode::Auto => {}
+        }
+    }
+
+    fn plain(&mut self, changes: Vec<Change>) {
+        for c in changes {
+            match c {
+                Change::Started(d) => {
+                    let Some(v) = self.tracker.get(&d).cloned() else {
+                        continue;
+                    };
+                    if v.internal() {
+                        continue;
+                    }
+                    self.header(&d, &v.name);
+                }
+                Change::Log(d, line) => {
+                    let Some(v) = self.tracker.get(&d).cloned() else {
+                        continue;
+                    };
+                    if v.internal() {
+                        continue;
+                    }
+                    let n = self.header(&d, &v.name);
+                    let secs = v
+                        .started
+                        .and_then(|s| SystemTime::now().duration_since(s).ok())
+                        .unwrap_or_default()
+                        .as_secs_f64();
+                    let ts = if secs < 10.0 {
+                        format!("{secs:.3}")
+                    } else if secs < 100.0 {
+                        format!("{secs:.2}")
+                    } else {
+                        format!("{secs:.1}")
+                    };
+                    let _ = writeln!(self.out, "#{n} {ts} {line}");
+                }
+                Change::Status {
+                    vertex,
+                    id,
+                    current,
+                    total,
+                    done,
+                } if done => {
+                    if let Some(v) = self.tracker.get(&vertex).filter(|v| !v.internal()).cloned() {
+                        let n = self.header(&vertex, &v.name);
+                        let amount = if total > 0 {
+                            format!("{} / {}", human_bytes(current), human_bytes(total))
+                        } else {
+                            human_bytes(current)
+                        };
+                        let _ = writeln!(self.out, "#{n} {id} {amount} done");
+                    }
+                }
+                Change::Status { .. } => {}
+                Change::Completed(d) => {
+                    let Some(v) = self.tracker.get(&d).cloned() else {
+                        continue;
+                    };
+                    if v.internal() {
+                        continue;
+                    }
+                    let n = self.header(&d, &v.name);
+                    let end = if !v.error.is_empty() {
+                        format!("ERROR: {}", v.error)
+                    } else if v.cached {
+                        "CACHED".to_string()
+                    } else {
+                        format!(
+                            "DONE {:.1}s",
+                            v.duration().unwrap_or_default().as_secs_f64()
+                        )
+                    };
+                    let _ = writeln!(self.out, "#{n} {end}\n");
+                }
+            }
+        }
+    }
+
+    fn tty(&mut self, changes: Vec<Change>) {
+        let Some(tty) = self.tty.as_mut() else {
+            return;
+        };
+        for c in changes {
+            match c {
+                Change::Started(d) => {
+                    let Some(v) = self.tracker.get(&d) else {
+                        continue;
+                    };
+                    if v.internal() || v.completed.is_some() {
+                        continue;
+                    }
+                    let pb = tty.multi.add(ProgressBar::new_spinner());
+                    pb.set_style(
+                        ProgressStyle::with_template("{spinner:.cyan} {msg} {elapsed:.dim}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    );
+                    pb.set_message(truncate(&v.name, 100));
+                    pb.enable_steady_tick(Duration::from_millis(120));
+                    tty.bars.insert(d, pb);
+                }
+                Change::Log(d, line) => {
+                    if self.show_logs && self.tracker.get(&d).is_some_and(|v| !v.internal()) {
+                        let _ = tty.multi.println(format!("    | {line}"));
+                    }
+                }
+                Change::Status { .. } => {}
+                Change::Completed(d) => {
+                    if let Some(pb) = tty.bars.remove(&d) {
+                        pb.finish_and_clear();
+                        tty.multi.remove(&pb);
+                    }
+                    let Some(v) = self.tracker.get(&d) else {
+                        continue;
+                    };
+                    if v.internal() {
+                        continue;
+                    }
+                    let line = if !v.error.is_empty() {
+                        format!(
+                            "{} {}  {}",
+                            console::style("✗").red().bold(),
+                            truncate(&v.name, 100),
+                            console::style(&v.error).red()
+                        )
+                    } else if v.cached {
+                        format!(
+                            "{} {}",
+                            console::style("CACHED").dim(),
+                            truncate(&v.name, 100)
+                        )
+                    } else {
+                        format!(
+                            "{} {} {}",
+                            console::style("✓").green(),
+                            truncate(&v.name, 100),
+                            console::style(format!(
+                                "{:.1}s",
+                                v.duration().unwrap_or_default().as_secs_f64()
+                            ))
+                            .dim()
+                        )
+                    };
+                    let _ = tty.multi.println(line);
+                }
+            }
+        }
+    }
+
+    /// Totals so far.
+    pub fn summary(&self) -> Summary {
+        let steps: Vec<VertexSummary> = self
+            .tracker
+            .summaries()
+            .into_iter()
+            .filter(|v| !v.name.starts_with("[internal]"))
+            .collect();
+        let cached = steps.iter().filter(|v| v.cached).count();
+        let errors = steps.iter().filter(|v| v.error.is_some()).count();
+        let mut slowest: Vec<(String, Duration)> = steps
+            .iter()
+            .filter(|v| !v.cached && v.error.is_none())
+            .filter_map(|v| v.duration.map(|d| (v.name.clone(), d)))
+            .collect();
+        slowest.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        slowest.truncate(5);
+        Summary {
+            total: steps.len(),
+            cached,
+            executed: steps.len() - cached,
+            errors,
+            duration: self.start.elapsed(),
+            slowest,
+        }
+    }
+
+    /// Stop live output and print the summary (not in `quiet` or `rawjson` mode).
+    pub fn finish(&mut self) -> Summary {
+        if let Some(tty) = self.tty.as_mut() {
+            for (_, pb) in std::mem::take(&mut tty.bars) {
+                pb.finish_and_clear();
+            }
+            let _ = tty.multi.clear();
+        }
+        let s = self.summary();
+        if matches!(self.mode, ProgressMode::Plain | ProgressMode::Tty) {
+            let _ = write!(self.out, "{s}");
+            let _ = self.out.flush();
+        }
+        s
+    }
+}
+
+fn human_bytes(n: i64) -> String {
+    let n = n.max(0) as f64;
+    if n < 1024.0 {
+        format!("{n}B")
+    } else if n < 1024.0 * 1024.0 {
+        format!("{:.2}kB", n / 1024.0)
+    } else if n < 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.2}MB", n / 1024.0 / 1024.0)
+    } else {
+        format!("{:.2}GB", n / 1024.0 / 1024.0 / 1024.0)
+    }
+}
+
+fn ts_json(t: &Option<Timestamp>) -> serde_json::Value {
+    match t {
+        Some(t) => serde_json::json!(t.seconds as f64 + t.nanos as f64 / 1e9),
+        None => serde_json::Value::Null,
+    }
+}
+
+/// One status message as JSON (field names as in BuildKit's Go API, lower-case).
+pub fn raw_json(resp: &StatusResponse) -> String {
+    use serde_json::json;
+    let vertexes: Vec<_> = resp
+        .vertexes
+        .iter()
+        .map(|v| {
+            json!({
+                "digest": v.digest, "inputs": v.inputs, "name": v.name, "cached": v.cached,
+                "started": ts_json(&v.started), "completed": ts_json(&v.completed),
+                "error": v.error,
+            })
+        })
+        .collect();
+    let statuses: Vec<_> = resp
+        .statuses
+        .iter()
+        .map(|s| {
+            json!({
+                "id": s.id, "vertex": s.vertex, "name": s.name, "current": s.current,
+                "total": s.total, "timestamp": ts_json(&s.timestamp),
+                "started": ts_json(&s.started), "completed": ts_json(&s.completed),
+            })
+        })
+        .collect();
+    let logs: Vec<_> = resp
+        .logs
+        .iter()
+        .map(|l| {
+            json!({
+                "vertex": l.vertex, "stream": l.stream, "timestamp": ts_json(&l.timestamp),
+                "data": String::from_utf8_lossy(&l.msg),
+            })
+        })
+        .collect();
+    let warnings: Vec<_> = resp
+        .warnings
+        .iter()
+        .map(|w| {
+            json!({
+                "vertex": w.vertex, "level": w.level,
+                "short": String::from_utf8_lossy(&w.short), "url": w.url,
+            })
+        })
+        .collect();
+    json!({"vertexes": vertexes, "statuses": statuses, "logs": logs, "warnings": warnings})
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bollard_buildkit_proto::moby::buildkit::v1::{Vertex, VertexLog};
+    use std::sync::{Arc, Mutex};
+
+    fn ts(s: i64) -> Option<Timestamp> {
+        Some(Timestamp {
+            seconds: s,
+            nanos: 0,
+        })
+    }
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn plain_output_and_tail() {
+        let buf = Buf::default();
+        let mut p = Progress::to_writer(ProgressMode::Plain, false, Box::new(buf.clone()));
+        let v = |started, completed, cached: bool, err: &str| Vertex {
+            digest: "sha256:a".into(),
+            name: "run: make".into(),
+            cached,
+            started,
+            completed,
+            error: err.into(),
+            ..Default::default()
+        };
+        p.handle(&StatusResponse {
+            vertexes: vec![v(ts(100), None, false, "")],
+            ..Default::default()
+        });
+        p.handle(&StatusResponse {
+            logs: vec![VertexLog {
+                vertex: "sha256:a".into(),
+                stream: 1,
+                msg: b"hello\nwor".to_vec(),
+                timestamp: ts(100),
+            }],
+            ..Default::default()
+        });
+        p.handle(&StatusResponse {
+            logs: vec![VertexLog {
+                vertex: "sha256:a".into(),
+                stream: 1,
+                msg: b"ld\npartial".to_vec(),
+                timestamp: ts(100),
+            }],
+            ..Default::default()
+        });
+        p.handle(&StatusResponse {
+            vertexes: vec![v(ts(100), ts(102), false, "exit code: 2")],
+            ..Default::default()
+        });
+        let s = p.finish();
+        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(out.starts_with("#1 run: make\n"), "{out}");
+        assert!(out.contains(" hello\n") && out.contains(" world\n") && out.contains(" partial\n"));
+        assert!(out.contains("#1 ERROR: exit code: 2"), "{out}");
+        assert!(out.contains("Errors:       1"), "{out}");
+        assert_eq!((s.total, s.cached, s.executed, s.errors), (1, 0, 1, 1));
+        assert_eq!(
+            p.tracker().get("sha256:a").unwrap().log_tail(),
+            ["hello", "world", "partial"]
+        );
+        assert_eq!(p.tracker().failed_vertex(), Some("sha256:a"));
+    }
+
+    #[test]
+    fn rawjson_is_one_object_per_message() {
+        let buf = Buf::default();
+        let mut p = Progress::to_writer(ProgressMode::RawJson, false, Box::new(buf.clone()));
+        p.handle(&StatusResponse {
+            vertexes: vec![Vertex {
+                digest: "sha256:b".into(),
+                name: "x".into(),
+                cached: true,
+                started: ts(1),
+                completed: ts(1),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<_> = out.lines().collect();
+        assert_eq!(lines.len(), 1);
+        let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(v["vertexes"][0]["cached"], true);
+    }
+
+    #[test]
+    fn modes_parse() {
+        assert_eq!("plain".parse::<ProgressMode>(), Ok(ProgressMode::Plain));
+        assert!("fancy".parse::<ProgressMode>().is_err());
+    }
+}

@@ -1,0 +1,49 @@
+//! The `melange2` command line: parses flags and calls one library function per command.
+//!
+//! Each command group lives in its own `cmd_<area>.rs` module; this file only wires them up.
+
+mod cmd_buildkit;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "melange2",
+    version,
+    about = "Build signed APK packages from melange build files on BuildKit"
+)]
+struct Cli {
+    /// Log level (error, warn, info, debug, trace) or a tracing filter.
+    #[arg(long, global = true, env = "MELANGE2_LOG", default_value = "warn")]
+    log_level: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Talk to the BuildKit daemon.
+    #[command(subcommand)]
+    Buildkit(cmd_buildkit::BuildkitCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Buildkit(c) => cmd_buildkit::run(c),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
