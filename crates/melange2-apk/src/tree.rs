@@ -482,6 +482,7 @@ impl PackageTree {
             size: u64,
             sha1: [u8; 20],
             group: u64,
+            xattrs: BTreeMap<String, Vec<u8>>,
         }
         let mut stored: HashMap<String, Stored> = HashMap::new();
         let mut group_counter: u64 = 0;
@@ -526,7 +527,7 @@ impl PackageTree {
                     let sha1: [u8; 20] = hasher.finalize().into();
                     let g = group_counter;
                     group_counter += 1;
-                    stored.insert(path.clone(), Stored { offset, size: total, sha1, group: g });
+                    stored.insert(path.clone(), Stored { offset, size: total, sha1, group: g, xattrs: xattrs.clone() });
                     (
                         EntryKind::File { size: total, content: Content::Spool { offset }, sha1: Some(sha1) },
                         Some(g),
@@ -540,7 +541,11 @@ impl PackageTree {
                         Error::invalid(ctx(), format!("hard link target {target:?} is not an earlier regular file"))
                     })?;
                     let (offset, size, sha1, g) = (s.offset, s.size, s.sha1, s.group);
-                    stored.insert(path.clone(), Stored { offset, size, sha1, group: g });
+                    // a hard link shares the inode: same xattrs
+                    if xattrs.is_empty() {
+                        xattrs = s.xattrs.clone();
+                    }
+                    stored.insert(path.clone(), Stored { offset, size, sha1, group: g, xattrs: xattrs.clone() });
                     (EntryKind::File { size, content: Content::Spool { offset }, sha1: Some(sha1) }, Some(g))
                 }
                 EntryType::Symlink => {
