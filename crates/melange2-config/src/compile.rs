@@ -37,33 +37,43 @@ const MAX_DEPTH: usize = 64;
 /// Compile a parsed build file for one architecture.
 pub fn compile(config: &Config, registry: &PipelineRegistry, opts: &CompileOptions) -> Result<Plan> {
     let src = &config.source;
-    let mut cfg: Cow<'_, Configuration> = Cow::Borrowed(&config.configuration);
 
-    // Build options.
+    // Build options: their vars are merged before the parse phase runs (so that every
+    // `${{vars.X}}` sees them), their package lists are edited afterwards.
     let mut enabled: Vec<String> = opts.build_options.clone();
     enabled.sort();
     enabled.dedup();
-    for name in &enabled {
-        let Some(bo) = config.configuration.options.get(name).cloned() else {
-            let avail: Vec<&str> = config.configuration.options.keys().map(String::as_str).collect();
-            let hint = suggest(name, avail.iter().copied())
-                .map(|s| format!(" (did you mean {s:?}?)"))
-                .unwrap_or_default();
-            return Err(Error::Usage(format!(
-                "{}: build option {name:?} is not defined in `options` (defined: {}){hint}",
-                src.name,
-                if avail.is_empty() { "none".to_string() } else { avail.join(", ") }
-            )));
-        };
-        let c = cfg.to_mut();
-        for (k, v) in bo.vars {
-            c.vars.insert(k, v);
+    let mut reparsed: Option<Config> = None;
+    if !enabled.is_empty() {
+        let mut raw = config.raw.clone();
+        let mut add_remove = Vec::new();
+        for name in &enabled {
+            let Some(bo) = raw.options.get(name).cloned() else {
+                let avail: Vec<&str> = config.raw.options.keys().map(String::as_str).collect();
+                let hint = suggest(name, avail.iter().copied())
+                    .map(|s| format!(" (did you mean {s:?}?)"))
+                    .unwrap_or_default();
+                return Err(Error::Usage(format!(
+                    "{}: build option {name:?} is not defined in `options` (defined: {}){hint}",
+                    src.name,
+                    if avail.is_empty() { "none".to_string() } else { avail.join(", ") }
+                )));
+            };
+            for (k, v) in bo.vars {
+                raw.vars.insert(k, v);
+            }
+            add_remove.push(bo.environment.contents.packages);
         }
-        c.environment.contents.packages.extend(bo.environment.contents.packages.add);
-        let remove = bo.environment.contents.packages.remove;
-        c.environment.contents.packages.retain(|p| !remove.contains(p));
+        let mut c = crate::parse::finish(raw, src.clone())?;
+        let pk = &mut c.configuration.environment.contents.packages;
+        for lo in add_remove {
+            pk.extend(lo.add);
+            pk.retain(|p| !lo.remove.contains(p));
+        }
+        reparsed = Some(c);
     }
-    let cfg: &Configuration = &cfg;
+    let config: &Config = reparsed.as_ref().unwrap_or(config);
+    let cfg: &Configuration = &config.configuration;
 
     let base = base_map(config, cfg, opts, &enabled)?;
     let mut env_base = cfg.environment.environment.clone();

@@ -30,6 +30,8 @@ pub struct Config {
     pub(crate) source: Source,
     /// For every (expanded) subpackage, its index in the file's `subpackages` list.
     pub(crate) sub_origin: Vec<usize>,
+    /// The decoded file before any substitution (build options re-run the parse phase).
+    pub(crate) raw: Configuration,
 }
 
 impl Config {
@@ -79,6 +81,13 @@ pub fn parse_str(name: &str, text: &str, opts: &ParseOptions) -> Result<Config> 
         }
     }
 
+    finish(cfg, source)
+}
+
+/// Everything after decoding and side inputs: validation, parse-phase substitution,
+/// range expansion, the strict pass and injected defaults.
+pub(crate) fn finish(mut cfg: Configuration, source: Source) -> Result<Config> {
+    let raw = cfg.clone();
     // Validate step shapes before substitution so positions match the file.
     validate_steps(&source, "pipeline", &cfg.pipeline)?;
     for (i, sp) in cfg.subpackages.iter().enumerate() {
@@ -154,7 +163,7 @@ pub fn parse_str(name: &str, text: &str, opts: &ParseOptions) -> Result<Config> 
     cfg.subpackages = subs;
     cfg.data.clear();
 
-    let mut config = Config { configuration: cfg, source, sub_origin };
+    let mut config = Config { configuration: cfg, source, sub_origin, raw };
     strict_pass(&mut config, &p)?;
     validate(&config)?;
     inject_defaults(&mut config.configuration);
@@ -186,6 +195,10 @@ pub(crate) fn apply_var_transforms(
     for (i, vt) in cfg.var_transforms.iter().enumerate() {
         let from = subst::substitute(&vt.from, mode, |k| map.get(k).map(String::as_str))
             .map_err(|name| (i, format!("variable {name:?} is not defined")))?;
+        if mode == subst::Mode::Lenient && subst::has_refs(&from) {
+            // Depends on compile-phase variables: leave `${{vars.<to>}}` for the compile phase.
+            continue;
+        }
         let re = Regex::new(&vt.match_).map_err(|e| (i, format!("invalid regular expression: {e}")))?;
         let out = re.replace_all(&from, vt.replace.as_str()).into_owned();
         map.insert(format!("vars.{}", vt.to), out);
