@@ -50,14 +50,16 @@ pub fn compile(config: &Config, registry: &PipelineRegistry, opts: &CompileOptio
         for name in &enabled {
             let Some(bo) = raw.options.get(name).cloned() else {
                 let avail: Vec<&str> = config.raw.options.keys().map(String::as_str).collect();
-                let hint = suggest(name, avail.iter().copied())
-                    .map(|s| format!(" (did you mean {s:?}?)"))
-                    .unwrap_or_default();
-                return Err(Error::Usage(format!(
-                    "{}: build option {name:?} is not defined in `options` (defined: {}){hint}",
-                    src.name,
-                    if avail.is_empty() { "none".to_string() } else { avail.join(", ") }
-                )));
+                let hint = suggest(name, avail.iter().copied());
+                return Err(src.error_suggest(
+                    "options",
+                    At::Key,
+                    format!(
+                        "build option {name:?} is not defined (defined: {})",
+                        if avail.is_empty() { "none".to_string() } else { avail.join(", ") }
+                    ),
+                    hint,
+                ));
             };
             for (k, v) in bo.vars {
                 raw.vars.insert(k, v);
@@ -711,9 +713,10 @@ fn check_input(k: &str, v: &str, at: &FieldAt<'_>, p: &str) -> Result<()> {
     if v.is_empty() || hex_ok(v, want) {
         return Ok(());
     }
+    let why = if v.len() == want { "contains non-hexadecimal characters".to_string() } else { format!("has {} characters", v.len()) };
     Err(at.src.error(
         &at.path(p),
         At::Value,
-        format!("{k} must be {want} hexadecimal characters, got {} ({v:?})", v.len()),
+        format!("{k} must be {want} hexadecimal characters; {v:?} {why}"),
     ))
 }

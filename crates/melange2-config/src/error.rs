@@ -120,16 +120,22 @@ impl Source {
             .location()
             .map(|l| (l.line(), l.column()))
             .unwrap_or((1, 1));
-        let mut msg = e.to_string();
-        if let Some(idx) = msg.rfind(" at line ") {
-            msg.truncate(idx);
-        }
+        let msg = strip_location(&e.to_string());
         // serde_norway prefixes the path of the enclosing value: "pipeline[1]: …".
         let (mut path, mut rest) = match msg.split_once(": ") {
             Some((p, r)) if looks_like_path(p) => (p.to_string(), r.to_string()),
             _ => (String::new(), msg.clone()),
         };
         let mut suggestion = None;
+        let (mut line, mut column) = (line, column);
+        // Errors raised by this crate's own field deserializers name their field.
+        if let Some(r) = rest.strip_prefix('@')
+            && let Some((field, m)) = r.split_once(": ")
+        {
+            path = if path.is_empty() { field.to_string() } else { format!("{path}.{field}") };
+            (line, column) = locate::position(&self.text, &path, At::Value);
+            rest = m.to_string();
+        }
         if let Some((field, expected)) = parse_unknown_field(&rest) {
             suggestion = suggest(&field, expected.iter().map(String::as_str));
             path = if path.is_empty() { field.clone() } else { format!("{path}.{field}") };
@@ -148,6 +154,24 @@ impl Source {
             suggestion,
         }))
     }
+}
+
+/// Remove serde_norway's " at line N column M" (anywhere in the message).
+fn strip_location(msg: &str) -> String {
+    let mut out = msg.to_string();
+    while let Some(i) = out.find(" at line ") {
+        let tail = &out[i + 9..];
+        let digits = |s: &str| s.bytes().take_while(u8::is_ascii_digit).count();
+        let n1 = digits(tail);
+        let Some(after) = tail[n1..].strip_prefix(" column ") else { break };
+        let n2 = digits(after);
+        if n1 == 0 || n2 == 0 {
+            break;
+        }
+        let end = i + 9 + n1 + 8 + n2;
+        out.replace_range(i..end, "");
+    }
+    out
 }
 
 fn looks_like_path(p: &str) -> bool {

@@ -104,7 +104,7 @@ pub(crate) fn finish(mut cfg: Configuration, source: Source) -> Result<Config> {
             return Err(source.error(
                 &format!("var-transforms[{i}].match"),
                 At::Value,
-                format!("invalid regular expression: {e}"),
+                format!("invalid regular expression {:?}: {}", vt.match_, regex_error(&e)),
             ));
         }
         if vt.to.is_empty() {
@@ -199,11 +199,19 @@ pub(crate) fn apply_var_transforms(
             // Depends on compile-phase variables: leave `${{vars.<to>}}` for the compile phase.
             continue;
         }
-        let re = Regex::new(&vt.match_).map_err(|e| (i, format!("invalid regular expression: {e}")))?;
+        let re = Regex::new(&vt.match_).map_err(|e| (i, format!("invalid regular expression: {}", regex_error(&e))))?;
         let out = re.replace_all(&from, vt.replace.as_str()).into_owned();
         map.insert(format!("vars.{}", vt.to), out);
     }
     Ok(())
+}
+
+/// The one-line reason of a regex error (the crate's message spans several lines).
+pub(crate) fn regex_error(e: &regex::Error) -> String {
+    let t = e.to_string();
+    t.lines()
+        .find_map(|l| l.trim().strip_prefix("error: ").map(str::to_string))
+        .unwrap_or_else(|| t.lines().last().unwrap_or_default().trim().to_string())
 }
 
 type Look<'a> = dyn Fn(&str) -> Option<&'a str> + 'a;
