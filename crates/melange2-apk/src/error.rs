@@ -154,7 +154,9 @@ pub(crate) fn from_stream_io(context: &str, e: io::Error) -> Error {
         }
     }
     match e.kind() {
-        io::ErrorKind::UnexpectedEof => Error::malformed(context, "unexpected end of file (truncated?)"),
+        io::ErrorKind::UnexpectedEof => {
+            Error::malformed(context, "unexpected end of file (truncated?)")
+        }
         io::ErrorKind::InvalidData => Error::malformed(context, e.to_string()),
         _ => Error::io(context, e),
     }

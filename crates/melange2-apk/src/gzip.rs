@@ -396,9 +396,9 @@ impl<'a, R: BufRead> MemberReader<'a, R> {
 
     fn finish_member(&mut self) -> io::Result<()> {
         let mut trailer = [0u8; 8];
-        self.inner.read_exact(&mut trailer).map_err(|_| {
-            io::Error::new(io::ErrorKind::UnexpectedEof, "truncated gzip trailer")
-        })?;
+        self.inner
+            .read_exact(&mut trailer)
+            .map_err(|_| io::Error::new(io::ErrorKind::UnexpectedEof, "truncated gzip trailer"))?;
         let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
         let isize = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
         if crc != self.crc.clone().finalize() {
@@ -536,7 +536,11 @@ mod tests {
         (0..n)
             .map(|i| {
                 x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                if i % 7 < 4 { b'a' + (x >> 28) as u8 } else { (x >> 24) as u8 }
+                if i % 7 < 4 {
+                    b'a' + (x >> 28) as u8
+                } else {
+                    (x >> 24) as u8
+                }
             })
             .collect()
     }
@@ -544,7 +548,11 @@ mod tests {
     fn gz(data: &[u8], threads: usize, block: usize) -> Vec<u8> {
         let mut w = GzWriter::new(
             Vec::new(),
-            GzOptions { level: 6, threads, block_size: block },
+            GzOptions {
+                level: 6,
+                threads,
+                block_size: block,
+            },
         );
         for chunk in data.chunks(777) {
             w.write_all(chunk).unwrap();
@@ -560,7 +568,9 @@ mod tests {
             let b = gz(&data, 3, 8192);
             assert_eq!(a, b, "size {size}");
             let mut out = Vec::new();
-            flate2::read::GzDecoder::new(&a[..]).read_to_end(&mut out).unwrap();
+            flate2::read::GzDecoder::new(&a[..])
+                .read_to_end(&mut out)
+                .unwrap();
             assert_eq!(out, data);
             let mut r = io::BufReader::new(&a[..]);
             let mut m = MemberReader::new(&mut r).unwrap();
@@ -577,10 +587,16 @@ mod tests {
         both.extend(compress(b"world", GzOptions::default()).unwrap());
         let mut r = io::BufReader::new(&both[..]);
         let mut s = String::new();
-        MemberReader::new(&mut r).unwrap().read_to_string(&mut s).unwrap();
+        MemberReader::new(&mut r)
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
         assert_eq!(s, "hello");
         s.clear();
-        MemberReader::new(&mut r).unwrap().read_to_string(&mut s).unwrap();
+        MemberReader::new(&mut r)
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
         assert_eq!(s, "world");
         assert!(at_eof(&mut r).unwrap());
     }

@@ -14,7 +14,9 @@ use crate::error::{Error, Result, from_stream_io};
 use crate::gzip::{GzOptions, MemberReader, TapReader, at_eof};
 use crate::keys::{Digests, Keyring, SignatureAlgorithm, SigningKey};
 use crate::pkginfo::PkgInfo;
-use crate::reader::{PackageReader, SignatureEntry, parse_signature_name, read_small_member, verify_signatures};
+use crate::reader::{
+    PackageReader, SignatureEntry, parse_signature_name, read_small_member, verify_signatures,
+};
 use crate::tar::{self, EntryType, Header};
 use crate::writer::signature_member;
 
@@ -99,7 +101,9 @@ impl IndexEntry {
     /// # Errors
     /// I/O or malformed package.
     pub fn from_package_file(path: &Path) -> Result<Self> {
-        let size = std::fs::metadata(path).map_err(|e| Error::io_path(path, e))?.len();
+        let size = std::fs::metadata(path)
+            .map_err(|e| Error::io_path(path, e))?
+            .len();
         let r = PackageReader::open(path)?;
         Ok(IndexEntry::from_pkginfo(r.pkginfo(), &r.checksum(), size))
     }
@@ -209,7 +213,10 @@ pub fn parse_index_text(text: &str) -> Result<Vec<IndexEntry>> {
         if bytes.len() < 2 || bytes[1] != b':' || !bytes[0].is_ascii() {
             return Err(Error::malformed(
                 format!("APKINDEX line {lineno}"),
-                format!("expected `X:value`, got {:?}", line.chars().take(80).collect::<String>()),
+                format!(
+                    "expected `X:value`, got {:?}",
+                    line.chars().take(80).collect::<String>()
+                ),
             ));
         }
         let key = char::from(bytes[0]);
@@ -217,7 +224,10 @@ pub fn parse_index_text(text: &str) -> Result<Vec<IndexEntry>> {
         let e = &mut cur.get_or_insert_with(|| (lineno, IndexEntry::default())).1;
         let num = |v: &str| -> Result<u64> {
             v.trim().parse().map_err(|_| {
-                Error::malformed(format!("APKINDEX line {lineno}"), format!("{key}: {v:?} is not a number"))
+                Error::malformed(
+                    format!("APKINDEX line {lineno}"),
+                    format!("{key}: {v:?} is not a number"),
+                )
             })
         };
         match key {
@@ -328,14 +338,19 @@ impl ApkIndex {
             tar::write_entry(&mut tar_bytes, &h, &data).map_err(|e| Error::io("index tar", e))?;
         }
         tar::write_end(&mut tar_bytes).map_err(|e| Error::io("index tar", e))?;
-        crate::gzip::compress(&tar_bytes, GzOptions::default()).map_err(|e| Error::io("index gzip", e))
+        crate::gzip::compress(&tar_bytes, GzOptions::default())
+            .map_err(|e| Error::io("index gzip", e))
     }
 
     /// Encode the complete `APKINDEX.tar.gz` bytes, signed when a key is given.
     ///
     /// # Errors
     /// Signing failures.
-    pub fn to_bytes(&self, signer: Option<&SigningKey>, algorithms: &[SignatureAlgorithm]) -> Result<Vec<u8>> {
+    pub fn to_bytes(
+        &self,
+        signer: Option<&SigningKey>,
+        algorithms: &[SignatureAlgorithm],
+    ) -> Result<Vec<u8>> {
         let member = self.index_member()?;
         let mut out = match signer {
             Some(k) => signature_member(k, algorithms, &member, 0)?,
@@ -375,7 +390,11 @@ impl ApkIndex {
 ///
 /// # Errors
 /// Malformed index or failed verification.
-pub fn read_index_from<R: BufRead>(reader: R, context: &str, keyring: Option<&Keyring>) -> Result<(ApkIndex, IndexSignatures)> {
+pub fn read_index_from<R: BufRead>(
+    reader: R,
+    context: &str,
+    keyring: Option<&Keyring>,
+) -> Result<(ApkIndex, IndexSignatures)> {
     let ctx = context.to_string();
     let mut tap = TapReader::new(reader);
     if at_eof(&mut tap).map_err(|e| Error::io(&ctx, e))? {
@@ -389,10 +408,14 @@ pub fn read_index_from<R: BufRead>(reader: R, context: &str, keyring: Option<&Ke
     };
     let mut sigs = IndexSignatures::default();
     if first_is_sig {
-        let m = read_small_member(&mut tap, "signature section", 1 << 20).map_err(|e| e.within(&ctx))?;
+        let m = read_small_member(&mut tap, "signature section", 1 << 20)
+            .map_err(|e| e.within(&ctx))?;
         for (h, data) in m.entries {
             let Some((tag, key)) = parse_signature_name(&h.path) else {
-                return Err(Error::malformed(&ctx, format!("unexpected entry {:?} in signature section", h.path)));
+                return Err(Error::malformed(
+                    &ctx,
+                    format!("unexpected entry {:?} in signature section", h.path),
+                ));
             };
             sigs.signatures.push(SignatureEntry {
                 algorithm: SignatureAlgorithm::from_tag(tag),
@@ -402,7 +425,10 @@ pub fn read_index_from<R: BufRead>(reader: R, context: &str, keyring: Option<&Ke
             });
         }
         if at_eof(&mut tap).map_err(|e| Error::io(&ctx, e))? {
-            return Err(Error::malformed(&ctx, "truncated index: no index section after the signature"));
+            return Err(Error::malformed(
+                &ctx,
+                "truncated index: no index section after the signature",
+            ));
         }
     }
     let digest = std::sync::Arc::new(std::sync::Mutex::new(crate::keys::MultiDigest::new()));
@@ -422,12 +448,17 @@ pub fn read_index_from<R: BufRead>(reader: R, context: &str, keyring: Option<&Ke
         let mut description = None;
         while let Some(h) = tr.next_header().map_err(|e| from_stream_io(&what, e))? {
             let mut data = Vec::new();
-            tr.content().read_to_end(&mut data).map_err(|e| from_stream_io(&what, e))?;
+            tr.content()
+                .read_to_end(&mut data)
+                .map_err(|e| from_stream_io(&what, e))?;
             match h.path.as_str() {
                 "APKINDEX" => text = Some(data),
                 "DESCRIPTION" => description = Some(data),
                 p if p.starts_with(".SIGN.") => {
-                    return Err(Error::malformed(&what, "signature entry inside the index section"));
+                    return Err(Error::malformed(
+                        &what,
+                        "signature entry inside the index section",
+                    ));
                 }
                 p => return Err(Error::malformed(&what, format!("unexpected entry {p:?}"))),
             }
@@ -438,17 +469,27 @@ pub fn read_index_from<R: BufRead>(reader: R, context: &str, keyring: Option<&Ke
             return Err(Error::malformed(&what, "index larger than 300 MiB"));
         }
         let text = text.ok_or_else(|| Error::malformed(&what, "no APKINDEX entry"))?;
-        let text = String::from_utf8(text).map_err(|_| Error::malformed(&what, "APKINDEX is not valid UTF-8"))?;
+        let text = String::from_utf8(text)
+            .map_err(|_| Error::malformed(&what, "APKINDEX is not valid UTF-8"))?;
         let entries = parse_index_text(&text).map_err(|e| e.within(&ctx))?;
         let description = String::from_utf8_lossy(&description.unwrap_or_default()).into_owned();
-        Ok(ApkIndex { entries, description })
+        Ok(ApkIndex {
+            entries,
+            description,
+        })
     })();
     tap.set_tap(None);
     let index = parsed?;
     if !at_eof(&mut tap).map_err(|e| Error::io(&ctx, e))? {
-        return Err(Error::malformed(&ctx, "unexpected bytes after the index section"));
+        return Err(Error::malformed(
+            &ctx,
+            "unexpected bytes after the index section",
+        ));
     }
-    let digests = digest.lock().map(|g| g.clone().finish()).map_err(|_| Error::malformed(&ctx, "digest state"))?;
+    let digests = digest
+        .lock()
+        .map(|g| g.clone().finish())
+        .map_err(|_| Error::malformed(&ctx, "digest state"))?;
     if let Some(k) = keyring {
         sigs.trusted_key = Some(verify_signatures(&sigs.signatures, &digests, k, &ctx)?);
     }
@@ -460,7 +501,9 @@ pub fn read_index_from<R: BufRead>(reader: R, context: &str, keyring: Option<&Ke
 /// tell whether it is a `.SIGN.` entry. Only looks at buffered bytes.
 fn first_member_is_signature(buf: &[u8]) -> bool {
     let mut r = buf;
-    let Ok(mut m) = MemberReader::new(&mut r) else { return false };
+    let Ok(mut m) = MemberReader::new(&mut r) else {
+        return false;
+    };
     let mut block = [0u8; 512];
     let mut got = 0;
     while got < 512 {
@@ -478,7 +521,11 @@ fn first_member_is_signature(buf: &[u8]) -> bool {
 /// I/O, malformed index, failed verification (messages name the file).
 pub fn read_index(path: &Path, keyring: Option<&Keyring>) -> Result<(ApkIndex, IndexSignatures)> {
     let f = File::open(path).map_err(|e| Error::io_path(path, e))?;
-    read_index_from(BufReader::with_capacity(256 * 1024, f), &path.display().to_string(), keyring)
+    read_index_from(
+        BufReader::with_capacity(256 * 1024, f),
+        &path.display().to_string(),
+        keyring,
+    )
 }
 
 /// Sign an existing index file in place (`melange sign-index`). Does nothing

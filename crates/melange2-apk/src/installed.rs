@@ -124,7 +124,9 @@ pub fn render_installed_entry(pkg: &IndexEntry, files: &[InstalledFile]) -> Stri
         }
     }
     for d in &order {
-        let Some((dir, members)) = dirs.get(d) else { continue };
+        let Some((dir, members)) = dirs.get(d) else {
+            continue;
+        };
         let _ = writeln!(s, "F:{d}");
         if let Some(dir) = dir
             && !(dir.uid == 0 && dir.gid == 0 && dir.mode == 0o755)

@@ -143,14 +143,21 @@ impl std::fmt::Debug for SigningKey {
 
 fn parse_private_pem(pem: &str, ctx: &str) -> Result<PrivateKey> {
     if pem.contains("Proc-Type: 4,ENCRYPTED") || pem.contains("ENCRYPTED PRIVATE KEY") {
-        return Err(Error::key(ctx, "encrypted private keys are not supported; decrypt it first (openssl rsa -in KEY -out KEY.plain)"));
+        return Err(Error::key(
+            ctx,
+            "encrypted private keys are not supported; decrypt it first (openssl rsa -in KEY -out KEY.plain)",
+        ));
     }
     if pem.contains("BEGIN RSA PRIVATE KEY") {
         PrivateKey::from_pkcs1_pem(pem)
             .map_err(|e| Error::key(ctx, format!("invalid PKCS#1 RSA private key: {e}")))
     } else if pem.contains("BEGIN PRIVATE KEY") {
-        PrivateKey::from_pkcs8_pem(pem)
-            .map_err(|e| Error::key(ctx, format!("invalid PKCS#8 private key (must be RSA): {e}")))
+        PrivateKey::from_pkcs8_pem(pem).map_err(|e| {
+            Error::key(
+                ctx,
+                format!("invalid PKCS#8 private key (must be RSA): {e}"),
+            )
+        })
     } else {
         Err(Error::key(ctx, "not a PEM RSA private key"))
     }
@@ -172,7 +179,12 @@ fn file_name(path: &Path) -> Result<String> {
     path.file_name()
         .and_then(|n| n.to_str())
         .map(str::to_string)
-        .ok_or_else(|| Error::key(path.display().to_string(), "key path has no UTF-8 file name"))
+        .ok_or_else(|| {
+            Error::key(
+                path.display().to_string(),
+                "key path has no UTF-8 file name",
+            )
+        })
 }
 
 impl SigningKey {
@@ -290,7 +302,8 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     tmp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(mode))
         .map_err(|e| Error::io_path(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io_path(path, e.error))?;
+    tmp.persist(path)
+        .map_err(|e| Error::io_path(path, e.error))?;
     Ok(())
 }
 
@@ -369,7 +382,26 @@ impl Keyring {
         Ok(k)
     }
 
-    /// Keyring from every `*.pub` file of a directory (e.g. `/etc/apk/keys`).
+    /// Keyring from paths that are key files or directories of key files.
+    ///
+    /// # Errors
+    /// As [`Keyring::add_file`].
+    pub fn from_paths<P: AsRef<Path>>(paths: &[P]) -> Result<Self> {
+        let mut k = Keyring::new();
+        for p in paths {
+            let p = p.as_ref();
+            if p.is_dir() {
+                for (name, key) in Keyring::from_dir(p)?.keys {
+                    k.add(name, key);
+                }
+            } else {
+                k.add_file(p)?;
+            }
+        }
+        Ok(k)
+    }
+
+    /// Keyring from every regular file of a directory (e.g. `/etc/apk/keys`).
     ///
     /// # Errors
     /// As [`Keyring::add_file`].

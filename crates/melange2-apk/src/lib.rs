@@ -37,11 +37,19 @@ pub mod writer;
 
 pub use error::{Error, Result};
 pub use gzip::{DEFAULT_BLOCK_SIZE, GzOptions};
-pub use index::{ApkIndex, IndexEntry, IndexSignatures, index_packages, parse_index_text, read_index, sign_index_file};
+pub use index::{
+    ApkIndex, IndexEntry, IndexSignatures, index_packages, parse_index_text, read_index,
+    sign_index_file,
+};
 pub use installed::{InstalledFile, render_installed_entry, render_installed_entry_from_data};
-pub use keys::{DEFAULT_KEY_BITS, Keyring, SignatureAlgorithm, SigningKey, generate_key, generate_key_files};
+pub use keys::{
+    DEFAULT_KEY_BITS, Keyring, SignatureAlgorithm, SigningKey, generate_key, generate_key_files,
+};
 pub use pkginfo::PkgInfo;
-pub use reader::{DataEntry, DataSummary, PackageContents, PackageReader, SignatureEntry, read_package, verify_package};
+pub use reader::{
+    DataEntry, DataSummary, PackageContents, PackageReader, SignatureEntry, read_package,
+    verify_package,
+};
 pub use repo::{RepoBuilder, VerifiedFile, sign_package_file, verify_file};
 pub use tar::EntryType;
 pub use tree::{PackageTree, TreeEntry};

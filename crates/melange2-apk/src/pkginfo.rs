@@ -77,7 +77,11 @@ pub fn is_valid_name(name: &str) -> bool {
 
 impl PkgInfo {
     /// Minimal metadata (name, full version, arch); origin defaults to the name.
-    pub fn new(name: impl Into<String>, version: impl Into<String>, arch: impl Into<String>) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        version: impl Into<String>,
+        arch: impl Into<String>,
+    ) -> Self {
         let name = name.into();
         PkgInfo {
             origin: name.clone(),
@@ -108,13 +112,22 @@ impl PkgInfo {
     pub fn validate(&self) -> Result<()> {
         let ctx = || format!("package {:?}", self.name);
         if !is_valid_name(&self.name) {
-            return Err(Error::invalid(ctx(), "invalid package name (allowed: [a-zA-Z0-9._+-], starting alphanumeric)"));
+            return Err(Error::invalid(
+                ctx(),
+                "invalid package name (allowed: [a-zA-Z0-9._+-], starting alphanumeric)",
+            ));
         }
         if !crate::version::is_valid(&self.version) {
-            return Err(Error::invalid(ctx(), format!("invalid version {:?}", self.version)));
+            return Err(Error::invalid(
+                ctx(),
+                format!("invalid version {:?}", self.version),
+            ));
         }
         if self.arch.is_empty() || self.arch.contains(|c: char| c.is_whitespace() || c == '/') {
-            return Err(Error::invalid(ctx(), format!("invalid arch {:?}", self.arch)));
+            return Err(Error::invalid(
+                ctx(),
+                format!("invalid arch {:?}", self.arch),
+            ));
         }
         let singles = [
             ("origin", &self.origin),
@@ -230,7 +243,10 @@ impl PkgInfo {
                 continue;
             }
             let Some((k, v)) = line.split_once(" = ") else {
-                return Err(Error::malformed(ctx(), format!("expected `key = value`, got {line:?}")));
+                return Err(Error::malformed(
+                    ctx(),
+                    format!("expected `key = value`, got {line:?}"),
+                ));
             };
             let num = |v: &str| -> Result<u64> {
                 v.trim()
@@ -253,7 +269,9 @@ impl PkgInfo {
                 "depend" => p.depends.push(v.to_string()),
                 "provides" => p.provides.push(v.to_string()),
                 "replaces" => p.replaces.push(v.to_string()),
-                "install_if" => p.install_if.extend(v.split_whitespace().map(str::to_string)),
+                "install_if" => p
+                    .install_if
+                    .extend(v.split_whitespace().map(str::to_string)),
                 "provider_priority" => p.provider_priority = Some(num(v)?),
                 "replaces_priority" => p.replaces_priority = Some(num(v)?),
                 "triggers" => p.triggers.extend(v.split_whitespace().map(str::to_string)),
@@ -287,7 +305,11 @@ mod tests {
         p.maintainer = "wolfi".into();
         p.build_date = 1_700_000_000;
         p.licenses = vec!["GPL-3.0-or-later".into()];
-        p.depends = vec!["so:libc.so.6".into(), "so:ld-linux-x86-64.so.2".into(), "so:libc.so.6".into()];
+        p.depends = vec![
+            "so:libc.so.6".into(),
+            "so:ld-linux-x86-64.so.2".into(),
+            "so:libc.so.6".into(),
+        ];
         p.provides = vec!["cmd:hello=2.12-r1".into()];
         p.vendored = vec!["so:libfoo.so.1=1".into()];
         p.provider_priority = Some(0);

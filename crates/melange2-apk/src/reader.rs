@@ -91,7 +91,11 @@ pub fn verify_signatures(
             format!(
                 "no signature by a trusted key (signed by {}; keyring has {})",
                 signed_by.join(", "),
-                if trusted.is_empty() { "no keys".to_string() } else { trusted.join(", ") }
+                if trusted.is_empty() {
+                    "no keys".to_string()
+                } else {
+                    trusted.join(", ")
+                }
             ),
         ))
     } else {
@@ -128,7 +132,9 @@ fn install_tap<R: BufRead>(tap: &mut TapReader<R>) -> SharedDigest {
 }
 
 fn take_digest(d: &SharedDigest) -> MultiDigest {
-    d.lock().map(|mut g| std::mem::take(&mut *g)).unwrap_or_default()
+    d.lock()
+        .map(|mut g| std::mem::take(&mut *g))
+        .unwrap_or_default()
 }
 
 /// Read a whole gzip member holding a small tar part (no EOA needed).
@@ -146,7 +152,10 @@ pub(crate) fn read_small_member<R: BufRead>(
         let mut total = 0u64;
         while let Some(h) = tr.next_header().map_err(|e| from_stream_io(what, e))? {
             if h.size > MAX_CONTROL_FILE {
-                return Err(Error::malformed(what, format!("entry {:?} is too large ({} bytes)", h.path, h.size)));
+                return Err(Error::malformed(
+                    what,
+                    format!("entry {:?} is too large ({} bytes)", h.path, h.size),
+                ));
             }
             total += h.size;
             if total > total_cap {
@@ -262,7 +271,10 @@ fn parse_pax_checksum(v: &[u8]) -> Option<[u8; 20]> {
 /// normalisation. Returns the normalised path.
 fn safe_path(raw: &str) -> Result<String> {
     if raw.starts_with('/') {
-        return Err(Error::malformed(format!("entry {raw:?}"), "absolute path in package"));
+        return Err(Error::malformed(
+            format!("entry {raw:?}"),
+            "absolute path in package",
+        ));
     }
     match crate::tree::normalize_path(raw) {
         Ok(Some(p)) => Ok(p),
@@ -301,7 +313,10 @@ impl PackageReader<BufReader<File>> {
     /// I/O, malformed input (errors name the file).
     pub fn open(path: &Path) -> Result<Self> {
         let f = File::open(path).map_err(|e| Error::io_path(path, e))?;
-        PackageReader::new(BufReader::with_capacity(256 * 1024, f), &path.display().to_string())
+        PackageReader::new(
+            BufReader::with_capacity(256 * 1024, f),
+            &path.display().to_string(),
+        )
     }
 }
 
@@ -317,7 +332,8 @@ impl<R: BufRead> PackageReader<R> {
         if at_eof(&mut tap).map_err(|e| Error::io(&ctx, e))? {
             return Err(Error::malformed(&ctx, "empty file"));
         }
-        let first = read_small_member(&mut tap, "first gzip member", MAX_CONTROL_TOTAL).map_err(|e| e.within(&ctx))?;
+        let first = read_small_member(&mut tap, "first gzip member", MAX_CONTROL_TOTAL)
+            .map_err(|e| e.within(&ctx))?;
         let is_sig = first
             .entries
             .first()
@@ -326,7 +342,10 @@ impl<R: BufRead> PackageReader<R> {
             let mut sigs = Vec::new();
             for (h, data) in first.entries {
                 let Some((tag, key)) = parse_signature_name(&h.path) else {
-                    return Err(Error::malformed(&ctx, format!("unexpected entry {:?} in signature section", h.path)));
+                    return Err(Error::malformed(
+                        &ctx,
+                        format!("unexpected entry {:?} in signature section", h.path),
+                    ));
                 };
                 if data.len() > MAX_SIGNATURE_SIZE {
                     tracing::warn!(file = %ctx, entry = %h.path, "ignoring oversized signature");
@@ -340,9 +359,13 @@ impl<R: BufRead> PackageReader<R> {
                 });
             }
             if at_eof(&mut tap).map_err(|e| Error::io(&ctx, e))? {
-                return Err(Error::malformed(&ctx, "truncated package: no control section after the signature"));
+                return Err(Error::malformed(
+                    &ctx,
+                    "truncated package: no control section after the signature",
+                ));
             }
-            let control = read_small_member(&mut tap, "control section", MAX_CONTROL_TOTAL).map_err(|e| e.within(&ctx))?;
+            let control = read_small_member(&mut tap, "control section", MAX_CONTROL_TOTAL)
+                .map_err(|e| e.within(&ctx))?;
             (sigs, first.len, control)
         } else {
             (Vec::new(), 0, first)
@@ -352,7 +375,10 @@ impl<R: BufRead> PackageReader<R> {
         let mut files = BTreeMap::new();
         for (h, data) in control.entries {
             if !is_control_name(&h.path) {
-                return Err(Error::malformed(&ctx, format!("unexpected entry {:?} in control section", h.path)));
+                return Err(Error::malformed(
+                    &ctx,
+                    format!("unexpected entry {:?} in control section", h.path),
+                ));
             }
             if h.path == ".PKGINFO" {
                 let text = String::from_utf8(data)
@@ -360,12 +386,17 @@ impl<R: BufRead> PackageReader<R> {
                 pkginfo = Some(PkgInfo::parse(&text).map_err(|e| e.within(&ctx))?);
                 pkginfo_mtime = h.mtime;
             } else if h.path.starts_with(".SIGN.") {
-                return Err(Error::malformed(&ctx, "signature entry inside the control section"));
+                return Err(Error::malformed(
+                    &ctx,
+                    "signature entry inside the control section",
+                ));
             } else {
                 files.insert(h.path, data);
             }
         }
-        let pkginfo = pkginfo.ok_or_else(|| Error::malformed(&ctx, "control section has no .PKGINFO (not an APK?)"))?;
+        let pkginfo = pkginfo.ok_or_else(|| {
+            Error::malformed(&ctx, "control section has no .PKGINFO (not an APK?)")
+        })?;
         Ok(PackageReader {
             tap,
             context: ctx,
@@ -427,7 +458,12 @@ impl<R: BufRead> PackageReader<R> {
                 "package has no datahash: its signature covers the data too; use verify_package",
             ));
         }
-        verify_signatures(&self.signatures, &self.control_digests, keyring, &self.context)
+        verify_signatures(
+            &self.signatures,
+            &self.control_digests,
+            keyring,
+            &self.context,
+        )
     }
 
     /// Stream the data entries: `f` gets each entry and a reader over its
@@ -517,10 +553,15 @@ impl<R: BufRead> PackageReader<R> {
                 };
                 match h.kind {
                     EntryType::File => {
-                        let mut hashing = HashingReader { inner: tr.content(), hasher: Sha1::new() };
+                        let mut hashing = HashingReader {
+                            inner: tr.content(),
+                            hasher: Sha1::new(),
+                        };
                         f(&entry, &mut hashing).map_err(|e| e.within(&ectx))?;
                         loop {
-                            let n = hashing.read(&mut buf).map_err(|e| from_stream_io(&ectx, e))?;
+                            let n = hashing
+                                .read(&mut buf)
+                                .map_err(|e| from_stream_io(&ectx, e))?;
                             if n == 0 {
                                 break;
                             }
@@ -529,14 +570,20 @@ impl<R: BufRead> PackageReader<R> {
                         if let Some(want) = entry.sha1
                             && want != got
                         {
-                            return Err(Error::verification(&ectx, "file content does not match its SHA-1 checksum"));
+                            return Err(Error::verification(
+                                &ectx,
+                                "file content does not match its SHA-1 checksum",
+                            ));
                         }
                     }
                     EntryType::Symlink => {
                         if let Some(want) = entry.sha1 {
                             let got: [u8; 20] = Sha1::digest(entry.link.as_bytes()).into();
                             if want != got {
-                                return Err(Error::verification(&ectx, "symlink target does not match its SHA-1 checksum"));
+                                return Err(Error::verification(
+                                    &ectx,
+                                    "symlink target does not match its SHA-1 checksum",
+                                ));
                             }
                         }
                         f(&entry, &mut io::empty()).map_err(|e| e.within(&ectx))?;
@@ -553,9 +600,15 @@ impl<R: BufRead> PackageReader<R> {
         self.tap.set_tap(None);
         res?;
         let data_len = self.tap.consumed() - start;
-        let datahash: [u8; 32] = sha.lock().map(|g| g.clone().finalize().into()).unwrap_or_default();
+        let datahash: [u8; 32] = sha
+            .lock()
+            .map(|g| g.clone().finalize().into())
+            .unwrap_or_default();
         if !at_eof(&mut self.tap).map_err(|e| Error::io(&ctx, e))? {
-            return Err(Error::malformed(&ctx, "unexpected bytes after the data section"));
+            return Err(Error::malformed(
+                &ctx,
+                "unexpected bytes after the data section",
+            ));
         }
         let legacy_digests = if legacy {
             Some(take_digest(&legacy_state).finish())
@@ -564,12 +617,20 @@ impl<R: BufRead> PackageReader<R> {
             if hex::encode(datahash) != want {
                 return Err(Error::verification(
                     &ctx,
-                    format!("data section SHA-256 {} does not match .PKGINFO datahash {want}", hex::encode(datahash)),
+                    format!(
+                        "data section SHA-256 {} does not match .PKGINFO datahash {want}",
+                        hex::encode(datahash)
+                    ),
                 ));
             }
             None
         };
-        Ok(DataSummary { entries, datahash, data_len, legacy_digests })
+        Ok(DataSummary {
+            entries,
+            datahash,
+            data_len,
+            legacy_digests,
+        })
     }
 
     /// Read everything (contents are verified, not kept).
@@ -602,7 +663,10 @@ impl<R: BufRead> PackageReader<R> {
     /// Unsafe paths, verification failures, I/O.
     pub fn extract_to(self, dest: &Path) -> Result<DataSummary> {
         std::fs::create_dir_all(dest).map_err(|e| Error::io_path(dest, e))?;
-        let mut ex = Extractor { root: dest.to_path_buf(), dirs: Vec::new() };
+        let mut ex = Extractor {
+            root: dest.to_path_buf(),
+            dirs: Vec::new(),
+        };
         let summary = self.read_data(|entry, content| ex.entry(entry, content))?;
         ex.finish()?;
         Ok(summary)
@@ -643,7 +707,10 @@ impl Extractor {
                 }
                 Ok(m) if m.is_dir() => {}
                 Ok(_) => {
-                    return Err(Error::malformed(format!("entry {rel:?}"), "parent is not a directory"));
+                    return Err(Error::malformed(
+                        format!("entry {rel:?}"),
+                        "parent is not a directory",
+                    ));
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     std::fs::create_dir(&cur).map_err(|e| Error::io_path(&cur, e))?;
@@ -656,7 +723,10 @@ impl Extractor {
 
     fn remove_existing(path: &Path) -> Result<()> {
         match std::fs::symlink_metadata(path) {
-            Ok(m) if m.is_dir() => Err(Error::malformed(path.display().to_string(), "a directory is in the way")),
+            Ok(m) if m.is_dir() => Err(Error::malformed(
+                path.display().to_string(),
+                "a directory is in the way",
+            )),
             Ok(_) => std::fs::remove_file(path).map_err(|e| Error::io_path(path, e)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io_path(path, e)),
@@ -674,7 +744,9 @@ impl Extractor {
                         Self::remove_existing(&target)?;
                         std::fs::create_dir(&target).map_err(|er| Error::io_path(&target, er))?;
                     }
-                    Err(_) => std::fs::create_dir(&target).map_err(|er| Error::io_path(&target, er))?,
+                    Err(_) => {
+                        std::fs::create_dir(&target).map_err(|er| Error::io_path(&target, er))?
+                    }
                 }
                 self.dirs.push((target, e.mode));
             }
@@ -693,7 +765,8 @@ impl Extractor {
             }
             EntryType::Symlink => {
                 Self::remove_existing(&target)?;
-                std::os::unix::fs::symlink(&e.link, &target).map_err(|er| Error::io_path(&target, er))?;
+                std::os::unix::fs::symlink(&e.link, &target)
+                    .map_err(|er| Error::io_path(&target, er))?;
             }
             EntryType::HardLink => {
                 let src = self.prepare_parents(&e.link)?;
@@ -702,7 +775,10 @@ impl Extractor {
                     _ => {
                         return Err(Error::malformed(
                             format!("entry {:?}", e.path),
-                            format!("hard link target {:?} is not an extracted regular file", e.link),
+                            format!(
+                                "hard link target {:?} is not an extracted regular file",
+                                e.link
+                            ),
                         ));
                     }
                 }
@@ -741,7 +817,11 @@ pub fn read_package(path: &Path) -> Result<PackageContents> {
 ///
 /// # Errors
 /// [`Error::Verification`] naming the file and the failed check.
-pub fn verify_package(path: &Path, keyring: &Keyring, expected_checksum: Option<&str>) -> Result<PackageContents> {
+pub fn verify_package(
+    path: &Path,
+    keyring: &Keyring,
+    expected_checksum: Option<&str>,
+) -> Result<PackageContents> {
     let ctx = path.display().to_string();
     let reader = PackageReader::open(path)?;
     if let Some(want) = expected_checksum {

@@ -22,7 +22,11 @@ use crate::writer::{ControlFiles, WriteOptions, WrittenPackage, signature_member
 ///
 /// # Errors
 /// I/O, malformed package, signing failure.
-pub fn sign_package_file(path: &Path, key: &SigningKey, algorithms: &[SignatureAlgorithm]) -> Result<()> {
+pub fn sign_package_file(
+    path: &Path,
+    key: &SigningKey,
+    algorithms: &[SignatureAlgorithm],
+) -> Result<()> {
     let ctx = path.display().to_string();
     let (sig_len, control_len, mtime) = {
         let r = PackageReader::open(path)?;
@@ -30,11 +34,14 @@ pub fn sign_package_file(path: &Path, key: &SigningKey, algorithms: &[SignatureA
         (s, c, r.pkginfo_mtime())
     };
     let mut f = BufReader::new(File::open(path).map_err(|e| Error::io_path(path, e))?);
-    let to_usize = |v: u64| usize::try_from(v).map_err(|_| Error::malformed(&ctx, "member too large"));
+    let to_usize =
+        |v: u64| usize::try_from(v).map_err(|_| Error::malformed(&ctx, "member too large"));
     let mut skip = vec![0u8; to_usize(sig_len)?];
-    f.read_exact(&mut skip).map_err(|e| Error::io_path(path, e))?;
+    f.read_exact(&mut skip)
+        .map_err(|e| Error::io_path(path, e))?;
     let mut control = vec![0u8; to_usize(control_len)?];
-    f.read_exact(&mut control).map_err(|e| Error::io_path(path, e))?;
+    f.read_exact(&mut control)
+        .map_err(|e| Error::io_path(path, e))?;
     let sig = signature_member(key, algorithms, &control, mtime)?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -45,10 +52,12 @@ pub fn sign_package_file(path: &Path, key: &SigningKey, algorithms: &[SignatureA
         use std::io::Write as _;
         let out = tmp.as_file_mut();
         out.write_all(&sig).map_err(|e| Error::io_path(path, e))?;
-        out.write_all(&control).map_err(|e| Error::io_path(path, e))?;
+        out.write_all(&control)
+            .map_err(|e| Error::io_path(path, e))?;
         std::io::copy(&mut f, out).map_err(|e| Error::io_path(path, e))?;
     }
-    tmp.persist(path).map_err(|e| Error::io_path(path, e.error))?;
+    tmp.persist(path)
+        .map_err(|e| Error::io_path(path, e.error))?;
     Ok(())
 }
 
@@ -99,7 +108,9 @@ fn looks_like_index(path: &Path) -> Result<bool> {
         if at_eof(&mut f).map_err(|e| Error::io_path(path, e))? {
             return Ok(false);
         }
-        let Ok(mut m) = MemberReader::new(&mut f) else { return Ok(false) };
+        let Ok(mut m) = MemberReader::new(&mut f) else {
+            return Ok(false);
+        };
         let mut block = [0u8; 512];
         if m.read_exact(&mut block).is_err() {
             return Ok(false);
@@ -189,11 +200,23 @@ impl RepoBuilder {
     ///
     /// # Errors
     /// Invalid metadata or I/O.
-    pub fn add_with_control(&mut self, info: &PkgInfo, control: &ControlFiles, tree: &PackageTree) -> Result<WrittenPackage> {
+    pub fn add_with_control(
+        &mut self,
+        info: &PkgInfo,
+        control: &ControlFiles,
+        tree: &PackageTree,
+    ) -> Result<WrittenPackage> {
         let dir = self.root.join(&info.arch);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io_path(&dir, e))?;
         let path = dir.join(info.file_name());
-        let written = write_package(tree, info, control, self.signer.as_ref(), &self.options, &path)?;
+        let written = write_package(
+            tree,
+            info,
+            control,
+            self.signer.as_ref(),
+            &self.options,
+            &path,
+        )?;
         let list = self.added.entry(info.arch.clone()).or_default();
         let entry = written.index_entry();
         list.retain(|e| !e.same_package(&entry));
@@ -228,7 +251,11 @@ impl RepoBuilder {
         let mut out = BTreeMap::new();
         for (arch, entries) in self.added {
             let path = self.root.join(&arch).join("APKINDEX.tar.gz");
-            let mut index = if path.exists() { ApkIndex::read(&path)? } else { ApkIndex::new() };
+            let mut index = if path.exists() {
+                ApkIndex::read(&path)?
+            } else {
+                ApkIndex::new()
+            };
             index.description.clone_from(&self.description);
             index.merge(entries);
             index.write(&path, self.signer.as_ref())?;

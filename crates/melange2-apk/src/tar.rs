@@ -502,7 +502,9 @@ impl<R: Read> Reader<R> {
 
     fn read_meta(&mut self, size: u64) -> io::Result<Vec<u8>> {
         if size > MAX_META_SIZE {
-            return Err(malformed(format!("tar metadata entry too large ({size} bytes)")));
+            return Err(malformed(format!(
+                "tar metadata entry too large ({size} bytes)"
+            )));
         }
         let total = size + padding(size) as u64;
         let mut data = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
@@ -563,7 +565,9 @@ impl<R: Read> Reader<R> {
                 return Err(malformed("tar header checksum mismatch"));
             }
             if &block[257..262] != b"ustar" {
-                return Err(malformed("tar header without ustar magic (v7 tar is not supported)"));
+                return Err(malformed(
+                    "tar header without ustar magic (v7 tar is not supported)",
+                ));
             }
             let gnu = &block[257..265] == b"ustar  \0";
             let flag = block[156];
@@ -643,9 +647,11 @@ impl<R: Read> Reader<R> {
             };
             for (k, v) in pax.drain(..) {
                 let num = |v: &[u8], what: &str| -> io::Result<u64> {
-                    let s = std::str::from_utf8(v).map_err(|_| malformed(format!("bad PAX {what}")))?;
+                    let s =
+                        std::str::from_utf8(v).map_err(|_| malformed(format!("bad PAX {what}")))?;
                     let int = s.split('.').next().unwrap_or("");
-                    int.parse::<u64>().map_err(|_| malformed(format!("bad PAX {what} {s:?}")))
+                    int.parse::<u64>()
+                        .map_err(|_| malformed(format!("bad PAX {what} {s:?}")))
                 };
                 match k.as_str() {
                     "path" => path_bytes = v,
@@ -721,7 +727,10 @@ mod tests {
         assert_eq!(r, b"9 path=x\n");
         let long = vec![b'a'; 95];
         let r = pax_record("path", &long);
-        assert_eq!(r.len(), usize::from_str_radix(std::str::from_utf8(&r[..3]).unwrap(), 10).unwrap());
+        assert_eq!(
+            r.len(),
+            usize::from_str_radix(std::str::from_utf8(&r[..3]).unwrap(), 10).unwrap()
+        );
     }
 
     #[test]
@@ -759,7 +768,10 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(names, vec!["usr/bin/foo".to_string(), long_path, "usr/lib/x.so".into()]);
+        assert_eq!(
+            names,
+            vec!["usr/bin/foo".to_string(), long_path, "usr/lib/x.so".into()]
+        );
     }
 
     #[test]

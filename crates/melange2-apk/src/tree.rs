@@ -30,7 +30,10 @@ use crate::tar::{self, EntryType};
 pub fn is_ignored_xattr(name: &str) -> bool {
     matches!(
         name,
-        "security.selinux" | "security.csm" | "com.apple.provenance" | "com.docker.grpcfuse.ownership"
+        "security.selinux"
+            | "security.csm"
+            | "com.apple.provenance"
+            | "com.docker.grpcfuse.ownership"
     ) || name.starts_with("trusted.")
 }
 
@@ -104,7 +107,9 @@ pub struct TreeEntry {
 /// Sort key giving depth-first pre-order with byte-wise sorted siblings:
 /// `/` is mapped to NUL, which sorts before every other byte.
 fn sort_key(path: &str) -> Vec<u8> {
-    path.bytes().map(|b| if b == b'/' { 0 } else { b }).collect()
+    path.bytes()
+        .map(|b| if b == b'/' { 0 } else { b })
+        .collect()
 }
 
 /// Normalise and validate a relative entry path. Returns `None` for the root.
@@ -127,7 +132,10 @@ pub fn normalize_path(raw: &str) -> Result<Option<String>> {
         return Ok(None);
     }
     if s.contains('\0') {
-        return Err(Error::invalid(format!("path {raw:?}"), "contains a NUL byte"));
+        return Err(Error::invalid(
+            format!("path {raw:?}"),
+            "contains a NUL byte",
+        ));
     }
     let mut out = Vec::new();
     for c in s.split('/') {
@@ -180,10 +188,14 @@ impl Read for RangeReader<'_> {
         if self.pos >= self.end {
             return Ok(0);
         }
-        let want = usize::try_from((self.end - self.pos).min(buf.len() as u64)).unwrap_or(buf.len());
+        let want =
+            usize::try_from((self.end - self.pos).min(buf.len() as u64)).unwrap_or(buf.len());
         let n = self.file.read_at(&mut buf[..want], self.pos)?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "spool file truncated"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "spool file truncated",
+            ));
         }
         self.pos += n as u64;
         Ok(n)
@@ -237,7 +249,10 @@ impl PackageTree {
     /// [`Error::Invalid`] for an invalid path.
     pub fn insert(&mut self, mut entry: TreeEntry) -> Result<()> {
         let Some(p) = normalize_path(&entry.path)? else {
-            return Err(Error::invalid(format!("path {:?}", entry.path), "empty path"));
+            return Err(Error::invalid(
+                format!("path {:?}", entry.path),
+                "empty path",
+            ));
         };
         entry.path = p;
         self.entries.insert(sort_key(&entry.path), entry);
@@ -290,7 +305,12 @@ impl PackageTree {
     ///
     /// # Errors
     /// [`Error::Invalid`] for an invalid path.
-    pub fn add_file(&mut self, path: &str, mode: u32, content: impl Into<Vec<u8>>) -> Result<&mut TreeEntry> {
+    pub fn add_file(
+        &mut self,
+        path: &str,
+        mode: u32,
+        content: impl Into<Vec<u8>>,
+    ) -> Result<&mut TreeEntry> {
         let data: Vec<u8> = content.into();
         let sha1: [u8; 20] = Sha1::digest(&data).into();
         let kind = EntryKind::File {
@@ -308,7 +328,10 @@ impl PackageTree {
     /// [`Error::Invalid`] for an invalid path or an empty target.
     pub fn add_symlink(&mut self, path: &str, target: &str) -> Result<&mut TreeEntry> {
         if target.is_empty() || target.contains('\0') {
-            return Err(Error::invalid(format!("symlink {path:?}"), "empty or NUL-containing target"));
+            return Err(Error::invalid(
+                format!("symlink {path:?}"),
+                "empty or NUL-containing target",
+            ));
         }
         let e = Self::simple(path, EntryKind::Symlink(target.to_string()), 0o777)?;
         self.add_entry(e)
@@ -321,14 +344,17 @@ impl PackageTree {
     pub fn add_hardlink(&mut self, path: &str, target: &str) -> Result<&mut TreeEntry> {
         let ctx = || format!("hard link {path:?}");
         let new_path = normalize_path(path)?.ok_or_else(|| Error::invalid(ctx(), "empty path"))?;
-        let tnorm = normalize_path(target)?.ok_or_else(|| Error::invalid(ctx(), "target is the root"))?;
+        let tnorm =
+            normalize_path(target)?.ok_or_else(|| Error::invalid(ctx(), "target is the root"))?;
         let candidate = self.next_group;
-        let t = self
-            .entries
-            .get_mut(&sort_key(&tnorm))
-            .ok_or_else(|| Error::invalid(ctx(), format!("target {target:?} is not in the tree")))?;
+        let t = self.entries.get_mut(&sort_key(&tnorm)).ok_or_else(|| {
+            Error::invalid(ctx(), format!("target {target:?} is not in the tree"))
+        })?;
         if !matches!(t.kind, EntryKind::File { .. }) {
-            return Err(Error::invalid(ctx(), format!("target {target:?} is not a regular file")));
+            return Err(Error::invalid(
+                ctx(),
+                format!("target {target:?} is not a regular file"),
+            ));
         }
         let fresh = t.link_group.is_none();
         t.link_group.get_or_insert(candidate);
@@ -365,7 +391,10 @@ impl PackageTree {
     pub fn from_dir_with(root: &Path, opts: &DirOptions) -> Result<Self> {
         let meta = std::fs::metadata(root).map_err(|e| Error::io_path(root, e))?;
         if !meta.is_dir() {
-            return Err(Error::invalid(root.display().to_string(), "not a directory"));
+            return Err(Error::invalid(
+                root.display().to_string(),
+                "not a directory",
+            ));
         }
         let mut tree = PackageTree::new();
         let mut inodes: HashMap<(u64, u64), u64> = HashMap::new();
@@ -375,7 +404,10 @@ impl PackageTree {
             .sort_by(|a, b| a.file_name().cmp(b.file_name()));
         for item in walker {
             let item = item.map_err(|e| {
-                let p = e.path().map(Path::to_path_buf).unwrap_or_else(|| root.to_path_buf());
+                let p = e
+                    .path()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| root.to_path_buf());
                 match e.into_io_error() {
                     Some(io) => Error::io_path(&p, io),
                     None => Error::invalid(p.display().to_string(), "filesystem loop"),
@@ -387,7 +419,9 @@ impl PackageTree {
                 .map_err(|_| Error::invalid(path.display().to_string(), "outside root"))?;
             let rel = rel
                 .to_str()
-                .ok_or_else(|| Error::invalid(path.display().to_string(), "file name is not valid UTF-8"))?
+                .ok_or_else(|| {
+                    Error::invalid(path.display().to_string(), "file name is not valid UTF-8")
+                })?
                 .to_string();
             let md = std::fs::symlink_metadata(path).map_err(|e| Error::io_path(path, e))?;
             let ft = md.file_type();
@@ -404,9 +438,12 @@ impl PackageTree {
                 }
             } else if ft.is_symlink() {
                 let t = std::fs::read_link(path).map_err(|e| Error::io_path(path, e))?;
-                let t = t
-                    .to_str()
-                    .ok_or_else(|| Error::invalid(path.display().to_string(), "symlink target is not valid UTF-8"))?;
+                let t = t.to_str().ok_or_else(|| {
+                    Error::invalid(
+                        path.display().to_string(),
+                        "symlink target is not valid UTF-8",
+                    )
+                })?;
                 EntryKind::Symlink(t.to_string())
             } else if ft.is_char_device() {
                 EntryKind::CharDevice { major, minor }
@@ -463,7 +500,10 @@ impl PackageTree {
     ///
     /// # Errors
     /// Malformed tar, unsafe paths, dangling hard links, I/O.
-    pub fn split_tar<R: Read>(reader: R, prefixes: &[&str]) -> Result<BTreeMap<String, PackageTree>> {
+    pub fn split_tar<R: Read>(
+        reader: R,
+        prefixes: &[&str],
+    ) -> Result<BTreeMap<String, PackageTree>> {
         let mut norm_prefixes: Vec<(String, String)> = Vec::new();
         for p in prefixes {
             let n = normalize_path(p)?.unwrap_or_default();
@@ -507,8 +547,10 @@ impl PackageTree {
                 }
             }
             let mode = h.mode & 0o7777;
-            let uid = u32::try_from(h.uid).map_err(|_| Error::invalid(ctx(), "uid out of range"))?;
-            let gid = u32::try_from(h.gid).map_err(|_| Error::invalid(ctx(), "gid out of range"))?;
+            let uid =
+                u32::try_from(h.uid).map_err(|_| Error::invalid(ctx(), "uid out of range"))?;
+            let gid =
+                u32::try_from(h.gid).map_err(|_| Error::invalid(ctx(), "gid out of range"))?;
             let (kind, group) = match h.kind {
                 EntryType::Directory => (EntryKind::Directory, None),
                 EntryType::File => {
@@ -516,20 +558,37 @@ impl PackageTree {
                     let mut hasher = Sha1::new();
                     let mut total = 0u64;
                     loop {
-                        let n = tr.read_content(&mut buf).map_err(|e| from_stream_io(&ctx(), e))?;
+                        let n = tr
+                            .read_content(&mut buf)
+                            .map_err(|e| from_stream_io(&ctx(), e))?;
                         if n == 0 {
                             break;
                         }
                         hasher.update(&buf[..n]);
-                        spool.append(&buf[..n]).map_err(|e| Error::io("writing spool file", e))?;
+                        spool
+                            .append(&buf[..n])
+                            .map_err(|e| Error::io("writing spool file", e))?;
                         total += n as u64;
                     }
                     let sha1: [u8; 20] = hasher.finalize().into();
                     let g = group_counter;
                     group_counter += 1;
-                    stored.insert(path.clone(), Stored { offset, size: total, sha1, group: g, xattrs: xattrs.clone() });
+                    stored.insert(
+                        path.clone(),
+                        Stored {
+                            offset,
+                            size: total,
+                            sha1,
+                            group: g,
+                            xattrs: xattrs.clone(),
+                        },
+                    );
                     (
-                        EntryKind::File { size: total, content: Content::Spool { offset }, sha1: Some(sha1) },
+                        EntryKind::File {
+                            size: total,
+                            content: Content::Spool { offset },
+                            sha1: Some(sha1),
+                        },
                         Some(g),
                     )
                 }
@@ -538,15 +597,34 @@ impl PackageTree {
                         .map_err(|e| e.within(ctx()))?
                         .ok_or_else(|| Error::invalid(ctx(), "hard link to the root"))?;
                     let s = stored.get(&target).ok_or_else(|| {
-                        Error::invalid(ctx(), format!("hard link target {target:?} is not an earlier regular file"))
+                        Error::invalid(
+                            ctx(),
+                            format!("hard link target {target:?} is not an earlier regular file"),
+                        )
                     })?;
                     let (offset, size, sha1, g) = (s.offset, s.size, s.sha1, s.group);
                     // a hard link shares the inode: same xattrs
                     if xattrs.is_empty() {
                         xattrs = s.xattrs.clone();
                     }
-                    stored.insert(path.clone(), Stored { offset, size, sha1, group: g, xattrs: xattrs.clone() });
-                    (EntryKind::File { size, content: Content::Spool { offset }, sha1: Some(sha1) }, Some(g))
+                    stored.insert(
+                        path.clone(),
+                        Stored {
+                            offset,
+                            size,
+                            sha1,
+                            group: g,
+                            xattrs: xattrs.clone(),
+                        },
+                    );
+                    (
+                        EntryKind::File {
+                            size,
+                            content: Content::Spool { offset },
+                            sha1: Some(sha1),
+                        },
+                        Some(g),
+                    )
                 }
                 EntryType::Symlink => {
                     if h.link.is_empty() {
@@ -554,8 +632,20 @@ impl PackageTree {
                     }
                     (EntryKind::Symlink(h.link.clone()), None)
                 }
-                EntryType::CharDevice => (EntryKind::CharDevice { major: h.devmajor, minor: h.devminor }, None),
-                EntryType::BlockDevice => (EntryKind::BlockDevice { major: h.devmajor, minor: h.devminor }, None),
+                EntryType::CharDevice => (
+                    EntryKind::CharDevice {
+                        major: h.devmajor,
+                        minor: h.devminor,
+                    },
+                    None,
+                ),
+                EntryType::BlockDevice => (
+                    EntryKind::BlockDevice {
+                        major: h.devmajor,
+                        minor: h.devminor,
+                    },
+                    None,
+                ),
                 EntryType::Fifo => (EntryKind::Fifo, None),
             };
             // route to the tree with the longest matching prefix
@@ -570,8 +660,20 @@ impl PackageTree {
             }) else {
                 continue;
             };
-            let xattrs = if matches!(kind, EntryKind::Directory | EntryKind::File { .. }) { xattrs } else { BTreeMap::new() };
-            let entry = TreeEntry { path: rel, kind, mode, uid, gid, xattrs, link_group: group };
+            let xattrs = if matches!(kind, EntryKind::Directory | EntryKind::File { .. }) {
+                xattrs
+            } else {
+                BTreeMap::new()
+            };
+            let entry = TreeEntry {
+                path: rel,
+                kind,
+                mode,
+                uid,
+                gid,
+                xattrs,
+                link_group: group,
+            };
             let key = sort_key(&entry.path);
             if let Some(t) = trees.get_mut(&orig) {
                 t.entries.insert(key, entry);
@@ -587,7 +689,9 @@ impl PackageTree {
                 }
             }
             for e in tree.entries.values_mut() {
-                if e.link_group.is_some_and(|g| counts.get(&g).copied().unwrap_or(0) < 2) {
+                if e.link_group
+                    .is_some_and(|g| counts.get(&g).copied().unwrap_or(0) < 2)
+                {
                     e.link_group = None;
                 }
             }
@@ -606,11 +710,14 @@ impl PackageTree {
             Content::Disk(p) => Box::new(File::open(p).map_err(|e| Error::io_path(p, e))?),
             Content::Memory(m) => Box::new(&m[..]),
             Content::Spool { offset } => {
-                let spool = self
-                    .spool
-                    .as_ref()
-                    .ok_or_else(|| Error::invalid(&entry.path, "spooled content without a spool file"))?;
-                Box::new(RangeReader { file: &spool.file, pos: *offset, end: offset + size })
+                let spool = self.spool.as_ref().ok_or_else(|| {
+                    Error::invalid(&entry.path, "spooled content without a spool file")
+                })?;
+                Box::new(RangeReader {
+                    file: &spool.file,
+                    pos: *offset,
+                    end: offset + size,
+                })
             }
         })
     }
@@ -619,7 +726,9 @@ impl PackageTree {
 fn read_xattrs(path: &Path, out: &mut BTreeMap<String, Vec<u8>>) -> Result<()> {
     let names = match xattr::list(path) {
         Ok(n) => n,
-        Err(e) if e.kind() == io::ErrorKind::Unsupported || e.raw_os_error() == Some(95) => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::Unsupported || e.raw_os_error() == Some(95) => {
+            return Ok(());
+        }
         Err(e) => return Err(Error::io(format!("{}: listing xattrs", path.display()), e)),
     };
     for name in names {
@@ -632,7 +741,12 @@ fn read_xattrs(path: &Path, out: &mut BTreeMap<String, Vec<u8>>) -> Result<()> {
                 out.insert(n.to_string(), v);
             }
             Ok(None) => {}
-            Err(e) => return Err(Error::io(format!("{}: reading xattr {n}", path.display()), e)),
+            Err(e) => {
+                return Err(Error::io(
+                    format!("{}: reading xattr {n}", path.display()),
+                    e,
+                ));
+            }
         }
     }
     Ok(())
@@ -642,7 +756,10 @@ fn read_xattrs(path: &Path, out: &mut BTreeMap<String, Vec<u8>>) -> Result<()> {
 fn dev_major_minor(dev: u64) -> (u32, u32) {
     let major = ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0x0000_0fff);
     let minor = ((dev >> 12) & 0xffff_ff00) | (dev & 0x0000_00ff);
-    (u32::try_from(major).unwrap_or(0), u32::try_from(minor).unwrap_or(0))
+    (
+        u32::try_from(major).unwrap_or(0),
+        u32::try_from(minor).unwrap_or(0),
+    )
 }
 
 #[cfg(test)]
@@ -656,7 +773,17 @@ mod tests {
         t.add_file("usr/bin/x", 0o755, "y").unwrap();
         t.add_dir("etc", 0o755).unwrap();
         let order: Vec<&str> = t.entries().map(|e| e.path.as_str()).collect();
-        assert_eq!(order, ["etc", "usr", "usr/bin", "usr/bin/x", "usr/bin-foo", "usr/bin-foo/a"]);
+        assert_eq!(
+            order,
+            [
+                "etc",
+                "usr",
+                "usr/bin",
+                "usr/bin/x",
+                "usr/bin-foo",
+                "usr/bin-foo/a"
+            ]
+        );
     }
 
     #[test]

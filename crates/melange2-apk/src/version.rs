@@ -359,7 +359,10 @@ mod tests {
 
     #[test]
     fn split() {
-        assert_eq!(split_name_version("foo-bar-1.2-r0"), Some(("foo-bar", "1.2-r0")));
+        assert_eq!(
+            split_name_version("foo-bar-1.2-r0"),
+            Some(("foo-bar", "1.2-r0"))
+        );
         assert_eq!(split_name_version("py3-1-2.0"), Some(("py3-1", "2.0")));
         assert_eq!(split_name_version("foo"), None);
     }

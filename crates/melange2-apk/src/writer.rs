@@ -179,7 +179,10 @@ impl WrittenPackage {
 
 /// `Q1` + base64(SHA-1) as used by APKINDEX `C:` and the installed db.
 pub fn q1_checksum(sha1: &[u8]) -> String {
-    format!("Q1{}", base64::engine::general_purpose::STANDARD.encode(sha1))
+    format!(
+        "Q1{}",
+        base64::engine::general_purpose::STANDARD.encode(sha1)
+    )
 }
 
 /// Decode a `Q1…` checksum into the SHA-1 bytes.
@@ -218,10 +221,17 @@ fn root_header(path: &str, kind: EntryType, mode: u32, epoch: u64) -> Header {
 }
 
 /// Build a tar part (no end-of-archive) with root-owned entries, sorted by name.
-pub(crate) fn control_like_tar(files: &BTreeMap<String, (u32, Vec<u8>)>, epoch: u64) -> io::Result<Vec<u8>> {
+pub(crate) fn control_like_tar(
+    files: &BTreeMap<String, (u32, Vec<u8>)>,
+    epoch: u64,
+) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
     for (name, (mode, data)) in files {
-        tar::write_entry(&mut out, &root_header(name, EntryType::File, *mode, epoch), data)?;
+        tar::write_entry(
+            &mut out,
+            &root_header(name, EntryType::File, *mode, epoch),
+            data,
+        )?;
     }
     Ok(out)
 }
@@ -253,7 +263,12 @@ pub fn signature_member(
 ///
 /// # Errors
 /// Invalid metadata.
-pub fn control_member(info: &PkgInfo, control: &ControlFiles, epoch: u64, gz: GzOptions) -> Result<Vec<u8>> {
+pub fn control_member(
+    info: &PkgInfo,
+    control: &ControlFiles,
+    epoch: u64,
+    gz: GzOptions,
+) -> Result<Vec<u8>> {
     info.validate()?;
     let mut files: BTreeMap<String, (u32, Vec<u8>)> = BTreeMap::new();
     files.insert(".PKGINFO".into(), (0o644, info.render().into_bytes()));
@@ -312,7 +327,10 @@ fn write_data_member(tree: &PackageTree, opts: &WriteOptions, spool: File) -> Re
             EntryKind::Symlink(target) => {
                 h.kind = EntryType::Symlink;
                 h.link = target.clone();
-                h.pax.insert(tar::PAX_CHECKSUM.into(), hex::encode(Sha1::digest(target.as_bytes())).into_bytes());
+                h.pax.insert(
+                    tar::PAX_CHECKSUM.into(),
+                    hex::encode(Sha1::digest(target.as_bytes())).into_bytes(),
+                );
                 installed_size += target.len() as u64;
                 tar::write_header(&mut gz, &h).map_err(io_err)?;
             }
@@ -337,7 +355,8 @@ fn write_data_member(tree: &PackageTree, opts: &WriteOptions, spool: File) -> Re
                 {
                     h.kind = EntryType::HardLink;
                     h.link = first.clone();
-                    h.pax.insert(tar::PAX_CHECKSUM.into(), hex::encode(digest).into_bytes());
+                    h.pax
+                        .insert(tar::PAX_CHECKSUM.into(), hex::encode(digest).into_bytes());
                     tar::write_header(&mut gz, &h).map_err(io_err)?;
                     continue;
                 }
@@ -356,14 +375,18 @@ fn write_data_member(tree: &PackageTree, opts: &WriteOptions, spool: File) -> Re
                             n_total += n as u64;
                         }
                         if n_total != *size {
-                            return Err(Error::invalid(ctx(), "file changed size while being packaged"));
+                            return Err(Error::invalid(
+                                ctx(),
+                                "file changed size while being packaged",
+                            ));
                         }
                         hasher.finalize().into()
                     }
                 };
                 h.kind = EntryType::File;
                 h.size = *size;
-                h.pax.insert(tar::PAX_CHECKSUM.into(), hex::encode(digest).into_bytes());
+                h.pax
+                    .insert(tar::PAX_CHECKSUM.into(), hex::encode(digest).into_bytes());
                 with_xattrs(&mut h);
                 tar::write_header(&mut gz, &h).map_err(io_err)?;
                 let mut r = tree.open_content(entry)?;
@@ -377,7 +400,8 @@ fn write_data_member(tree: &PackageTree, opts: &WriteOptions, spool: File) -> Re
                     gz.write_all(&buf[..n]).map_err(io_err)?;
                     left -= n as u64;
                 }
-                gz.write_all(&[0u8; tar::BLOCK][..tar::padding(*size)]).map_err(io_err)?;
+                gz.write_all(&[0u8; tar::BLOCK][..tar::padding(*size)])
+                    .map_err(io_err)?;
                 if let Some(g) = entry.link_group {
                     first_of_group.insert(g, (entry.path.clone(), digest));
                 }
@@ -427,7 +451,12 @@ pub fn write_package_to<W: Write>(
     let control_gz = control_member(&info, control, opts.source_date_epoch, opts.gzip)?;
     let control_sha1 = Sha1::digest(&control_gz);
     let sig = match signer {
-        Some(k) => signature_member(k, &opts.signature_algorithms, &control_gz, opts.source_date_epoch)?,
+        Some(k) => signature_member(
+            k,
+            &opts.signature_algorithms,
+            &control_gz,
+            opts.source_date_epoch,
+        )?,
         None => Vec::new(),
     };
     let io_err = |e: io::Error| Error::io(format!("{ctx}: writing output"), e);
@@ -475,7 +504,8 @@ pub fn write_package(
     let tmp = w
         .into_inner()
         .map_err(|e| Error::io_path(path, e.into_error()))?;
-    tmp.persist(path).map_err(|e| Error::io_path(path, e.error))?;
+    tmp.persist(path)
+        .map_err(|e| Error::io_path(path, e.error))?;
     written.path = Some(path.to_path_buf());
     Ok(written)
 }

@@ -2,6 +2,7 @@
 //!
 //! Each command group lives in its own `cmd_<area>.rs` module; this file only wires them up.
 
+mod cmd_apk;
 mod cmd_buildkit;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +27,8 @@ enum Command {
     /// Talk to the BuildKit daemon.
     #[command(subcommand)]
     Buildkit(cmd_buildkit::BuildkitCommand),
+    #[command(flatten)]
+    Apk(cmd_apk::ApkCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -38,6 +41,7 @@ fn main() -> std::process::ExitCode {
         .init();
     let result = match cli.command {
         Command::Buildkit(c) => cmd_buildkit::run(c),
+        Command::Apk(c) => cmd_apk::run(c),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

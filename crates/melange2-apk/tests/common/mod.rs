@@ -23,7 +23,11 @@ fn make_key(name: &str, traditional: bool) -> TestKey {
         cmd.arg("-traditional");
     }
     let st = cmd.arg("-out").arg(&private).arg("2048").output().unwrap();
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     let st = Command::new("openssl")
         .args(["rsa", "-pubout", "-in"])
         .arg(&private)
@@ -32,7 +36,11 @@ fn make_key(name: &str, traditional: bool) -> TestKey {
         .output()
         .unwrap();
     assert!(st.status.success());
-    TestKey { dir, private, public }
+    TestKey {
+        dir,
+        private,
+        public,
+    }
 }
 
 /// A PKCS#1 key named `test.rsa` (shared by the tests of one binary).
@@ -58,16 +66,23 @@ pub fn keyring() -> Keyring {
 pub fn sample_tree() -> PackageTree {
     let mut t = PackageTree::new();
     t.add_dir("etc", 0o755).unwrap();
-    t.add_file("etc/hello.conf", 0o644, "greeting = hi\n").unwrap();
-    t.add_file("usr/bin/hello", 0o4755, b"\x7fELF fake binary".to_vec()).unwrap();
+    t.add_file("etc/hello.conf", 0o644, "greeting = hi\n")
+        .unwrap();
+    t.add_file("usr/bin/hello", 0o4755, b"\x7fELF fake binary".to_vec())
+        .unwrap();
     t.add_symlink("usr/bin/hi", "hello").unwrap();
-    t.add_file("usr/share/doc/hello/README", 0o644, vec![b'x'; 70_000]).unwrap();
-    t.add_hardlink("usr/share/doc/hello/README.link", "usr/share/doc/hello/README").unwrap();
+    t.add_file("usr/share/doc/hello/README", 0o644, vec![b'x'; 70_000])
+        .unwrap();
+    t.add_hardlink(
+        "usr/share/doc/hello/README.link",
+        "usr/share/doc/hello/README",
+    )
+    .unwrap();
     t.add_dir("var/empty", 0o1777).unwrap();
-    t.add_file("usr/lib/with-xattr", 0o755, "cap").unwrap().xattrs.insert(
-        "security.capability".into(),
-        vec![1, 0, 0, 2, 0, 32, 0, 0],
-    );
+    t.add_file("usr/lib/with-xattr", 0o755, "cap")
+        .unwrap()
+        .xattrs
+        .insert("security.capability".into(), vec![1, 0, 0, 2, 0, 32, 0, 0]);
     t
 }
 
