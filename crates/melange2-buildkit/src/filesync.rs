@@ -411,7 +411,13 @@ mod tests {
             },
         )
         .unwrap();
-        assert_eq!(rels(&exc), ["a-b", "link", "top.apk"]);
+        // As in .dockerignore, `*.apk` only matches at the top level.
+        assert_eq!(rels(&exc), ["a-b", "a-b/g.apk", "link", "top.apk"]);
+        let top = exc.iter().find(|e| e.stat.path == "top.apk").unwrap();
+        assert!(
+            top.regular,
+            "its hardlink partner was excluded, so it is sent whole"
+        );
     }
 
     #[test]

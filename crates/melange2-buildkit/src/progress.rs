@@ -31,6 +31,8 @@ pub struct VertexState {
     pub digest: String,
     /// Display name.
     pub name: String,
+    /// Digests of the vertices it depends on.
+    pub inputs: Vec<String>,
     /// Taken from the cache.
     pub cached: bool,
     /// Start time.
@@ -72,6 +74,10 @@ pub struct VertexSummary {
     pub digest: String,
     /// Display name.
     pub name: String,
+    /// Digests of the vertices it depends on. BuildKit reports vertices without inputs
+    /// (sources, input-less file ops) as started and completed, uncached, while it computes
+    /// their cache keys, even when everything that depends on them is a cache hit.
+    pub inputs: Vec<String>,
     /// Taken from the cache.
     pub cached: bool,
     /// How long it ran.
@@ -126,6 +132,7 @@ impl Tracker {
             let was_started = st.started.is_some();
             let was_completed = st.completed.is_some();
             st.name = v.name.clone();
+            st.inputs = v.inputs.clone();
             st.cached = v.cached;
             if let Some(s) = to_time(&v.started) {
                 st.started = Some(s);
@@ -198,6 +205,7 @@ impl Tracker {
             .map(|v| VertexSummary {
                 digest: v.digest.clone(),
                 name: v.name.clone(),
+                inputs: v.inputs.clone(),
                 cached: v.cached,
                 duration: v.duration(),
                 error: (!v.error.is_empty()).then(|| v.error.clone()),

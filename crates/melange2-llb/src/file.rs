@@ -308,7 +308,9 @@ impl State {
                         src,
                         dest,
                         owner: opts.owner.as_ref().map(ChownOpt::to_pb),
-                        mode: opts.mode.map(|m| go_file_mode(m) as i32).unwrap_or(-1),
+                        // The daemon's copier reads this as unix st_mode bits (S_ISUID = 0o4000), unlike
+                        // mkdir/mkfile (masked to 0o777) and FileSync stats (Go FileMode).
+                        mode: opts.mode.map(|m| (m & 0o7777) as i32).unwrap_or(-1),
                         follow_symlink: opts.follow_symlinks,
                         dir_copy_contents: opts.contents_only,
                         attempt_unpack_docker_compatibility: opts.unpack,
