@@ -66,6 +66,12 @@ pub fn compile_file(req: &CompileRequest) -> Result<Plan> {
     compile(&cfg, &reg, &co)
 }
 
+/// Render a query template against a build file (`melange2 query`).
+pub fn query_file(file: &Path, template: &str) -> Result<String> {
+    let cfg = load_file(file, &ParseOptions::default())?;
+    query(&cfg, template)
+}
+
 /// `name-version-rEPOCH` of the main package, as `melange package-version` prints it.
 pub fn package_version(file: &Path) -> Result<String> {
     let cfg = load_file(file, &ParseOptions::default())?;

@@ -230,8 +230,30 @@ pub fn expand_paths(paths: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
-/// Lint many files in parallel. Unreadable files yield one error finding.
-pub fn lint_files(paths: &[PathBuf], registry: &PipelineRegistry) -> Vec<Finding> {
+/// Result of linting many files.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    /// Number of files checked.
+    pub files: usize,
+    /// Findings, grouped by file in argument order.
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    /// Number of error findings.
+    pub fn errors(&self) -> usize {
+        self.findings.iter().filter(|f| f.severity == Severity::Error).count()
+    }
+
+    /// Number of warning findings.
+    pub fn warnings(&self) -> usize {
+        self.findings.iter().filter(|f| f.severity == Severity::Warning).count()
+    }
+}
+
+/// Lint many files (directories are expanded) in parallel. Unreadable files yield one
+/// error finding.
+pub fn lint_files(paths: &[PathBuf], registry: &PipelineRegistry) -> Report {
     let files = expand_paths(paths);
     let next = AtomicUsize::new(0);
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(files.len().max(1));
@@ -253,7 +275,7 @@ pub fn lint_files(paths: &[PathBuf], registry: &PipelineRegistry) -> Vec<Finding
         v.sort_by_key(|(i, _)| *i);
         v.into_iter().map(|(_, f)| f).collect()
     });
-    all.drain(..).flatten().collect()
+    Report { files: files.len(), findings: all.drain(..).flatten().collect() }
 }
 
 fn lint_path(p: &Path, registry: &PipelineRegistry) -> Vec<Finding> {

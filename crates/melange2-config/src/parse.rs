@@ -401,7 +401,7 @@ fn validate_steps(src: &Source, base: &str, steps: &[Pipeline]) -> Result<()> {
             return Err(src.error(&format!("{path}.runs"), At::Key, "`runs` and `uses` are mutually exclusive"));
         }
         if !s.uses.is_empty() && !s.pipeline.is_empty() {
-            tracing::warn!("{}: {path}: `uses` together with `pipeline`: treated as already expanded", src.name);
+            tracing::debug!("{}: {path}: `uses` together with `pipeline`: treated as already expanded", src.name);
         }
         validate_steps(src, &format!("{path}.pipeline"), &s.pipeline)?;
     }

@@ -4,6 +4,7 @@
 
 mod cmd_apk;
 mod cmd_buildkit;
+mod cmd_config;
 
 use clap::{Parser, Subcommand};
 
@@ -29,6 +30,8 @@ enum Command {
     Buildkit(cmd_buildkit::BuildkitCommand),
     #[command(flatten)]
     Apk(cmd_apk::ApkCommand),
+    #[command(flatten)]
+    Config(cmd_config::ConfigCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -42,6 +45,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Buildkit(c) => cmd_buildkit::run(c),
         Command::Apk(c) => cmd_apk::run(c),
+        Command::Config(c) => cmd_config::run(c),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
