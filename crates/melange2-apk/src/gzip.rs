@@ -462,12 +462,15 @@ impl<R: BufRead> Read for MemberReader<'_, R> {
     }
 }
 
+/// Observer of consumed bytes installed on a [`TapReader`].
+pub type Tap = Box<dyn FnMut(&[u8]) + Send>;
+
 /// A [`BufRead`] adaptor that counts consumed bytes and feeds them to an
 /// optional observer (used to hash the compressed bytes of each member).
 pub struct TapReader<R: BufRead> {
     inner: R,
     consumed: u64,
-    tap: Option<Box<dyn FnMut(&[u8]) + Send>>,
+    tap: Option<Tap>,
 }
 
 impl<R: BufRead> std::fmt::Debug for TapReader<R> {
@@ -492,7 +495,7 @@ impl<R: BufRead> TapReader<R> {
         self.consumed
     }
     /// Install (or remove) the observer of consumed bytes.
-    pub fn set_tap(&mut self, tap: Option<Box<dyn FnMut(&[u8]) + Send>>) {
+    pub fn set_tap(&mut self, tap: Option<Tap>) {
         self.tap = tap;
     }
     /// Unwrap.

@@ -729,7 +729,7 @@ mod tests {
         let r = pax_record("path", &long);
         assert_eq!(
             r.len(),
-            usize::from_str_radix(std::str::from_utf8(&r[..3]).unwrap(), 10).unwrap()
+            std::str::from_utf8(&r[..3]).unwrap().parse::<usize>().unwrap()
         );
     }
 

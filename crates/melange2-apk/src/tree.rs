@@ -510,7 +510,7 @@ impl PackageTree {
             norm_prefixes.push(((*p).to_string(), n));
         }
         // longest prefix first
-        norm_prefixes.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
+        norm_prefixes.sort_by_key(|p| std::cmp::Reverse(p.1.len()));
         let mut spool = Spool::new()?;
         let mut trees: BTreeMap<String, PackageTree> = prefixes
             .iter()

@@ -102,11 +102,6 @@ pub fn sample_info() -> PkgInfo {
     p
 }
 
-pub fn run(cmd: &mut Command) -> std::process::Output {
-    let out = cmd.output().unwrap();
-    out
-}
-
 pub fn file_bytes(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap()
 }
