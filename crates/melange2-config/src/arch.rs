@@ -135,7 +135,10 @@ mod tests {
         assert_eq!(Arch::parse("arm64").unwrap().apk(), "aarch64");
         assert_eq!(Arch::Aarch64.go(), "arm64");
         assert_eq!(Arch::X86_64.gnu_triplet("gnu"), "x86_64-pc-linux-gnu");
-        assert_eq!(Arch::Armv7.rust_triplet("musl"), "armv7-unknown-linux-musleabihf");
+        assert_eq!(
+            Arch::Armv7.rust_triplet("musl"),
+            "armv7-unknown-linux-musleabihf"
+        );
         assert!(Arch::parse("sparc").is_err());
         assert!(targets_arch(&["amd64".into()], Arch::X86_64));
         assert!(!targets_arch(&["aarch64".into()], Arch::X86_64));

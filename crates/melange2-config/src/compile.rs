@@ -28,14 +28,22 @@ pub struct CompileOptions {
 impl CompileOptions {
     /// Defaults for `arch`: no build option, `gnu` flavour.
     pub fn new(arch: Arch) -> Self {
-        CompileOptions { arch, build_options: Vec::new(), libc: "gnu".to_string() }
+        CompileOptions {
+            arch,
+            build_options: Vec::new(),
+            libc: "gnu".to_string(),
+        }
     }
 }
 
 const MAX_DEPTH: usize = 64;
 
 /// Compile a parsed build file for one architecture.
-pub fn compile(config: &Config, registry: &PipelineRegistry, opts: &CompileOptions) -> Result<Plan> {
+pub fn compile(
+    config: &Config,
+    registry: &PipelineRegistry,
+    opts: &CompileOptions,
+) -> Result<Plan> {
     let src = &config.source;
 
     // Build options: their vars are merged before the parse phase runs (so that every
@@ -45,18 +53,22 @@ pub fn compile(config: &Config, registry: &PipelineRegistry, opts: &CompileOptio
     enabled.dedup();
     let mut reparsed: Option<Config> = None;
     if !enabled.is_empty() {
-        let mut raw = config.raw.clone();
+        let mut raw = crate::parse::decode_with_side_inputs(src, &config.parse_options)?;
         let mut add_remove = Vec::new();
         for name in &enabled {
             let Some(bo) = raw.options.get(name).cloned() else {
-                let avail: Vec<&str> = config.raw.options.keys().map(String::as_str).collect();
+                let avail: Vec<&str> = raw.options.keys().map(String::as_str).collect();
                 let hint = suggest(name, avail.iter().copied());
                 return Err(src.error_suggest(
                     "options",
                     At::Key,
                     format!(
                         "build option {name:?} is not defined (defined: {})",
-                        if avail.is_empty() { "none".to_string() } else { avail.join(", ") }
+                        if avail.is_empty() {
+                            "none".to_string()
+                        } else {
+                            avail.join(", ")
+                        }
                     ),
                     hint,
                 ));
@@ -67,6 +79,7 @@ pub fn compile(config: &Config, registry: &PipelineRegistry, opts: &CompileOptio
             add_remove.push(bo.environment.contents.packages);
         }
         let mut c = crate::parse::finish(raw, src.clone())?;
+        c.parse_options = config.parse_options.clone();
         let pk = &mut c.configuration.environment.contents.packages;
         for lo in add_remove {
             pk.extend(lo.add);
@@ -85,7 +98,14 @@ pub fn compile(config: &Config, registry: &PipelineRegistry, opts: &CompileOptio
 
     // Main pipeline.
     let mut build_needs = Vec::new();
-    let pipeline = c.compile_list(src, "pipeline", &cfg.pipeline, &base, &env_base, &mut build_needs)?;
+    let pipeline = c.compile_list(
+        src,
+        "pipeline",
+        &cfg.pipeline,
+        &base,
+        &env_base,
+        &mut build_needs,
+    )?;
 
     // Subpackages.
     let main_info = package_info(cfg, src)?;
@@ -103,10 +123,23 @@ pub fn compile(config: &Config, registry: &PipelineRegistry, opts: &CompileOptio
         } else {
             let c = subst::substitute(&sp.if_, Mode::Quote, |k| m.get(k).map(String::as_str))
                 .map_err(|n| undefined(src, &format!("{spath}.if"), &n))?;
-            cond::evaluate(&c).map_err(|e| src.error(&format!("{spath}.if"), At::Value, format!("invalid condition: {e}")))?
+            cond::evaluate(&c).map_err(|e| {
+                src.error(
+                    &format!("{spath}.if"),
+                    At::Value,
+                    format!("invalid condition: {e}"),
+                )
+            })?
         };
         // melange gathers the needs of every subpackage pipeline, even of dropped ones.
-        let steps = c.compile_list(src, &format!("{spath}.pipeline"), &sp.pipeline, &m, &env_base, &mut build_needs)?;
+        let steps = c.compile_list(
+            src,
+            &format!("{spath}.pipeline"),
+            &sp.pipeline,
+            &m,
+            &env_base,
+            &mut build_needs,
+        )?;
         let test = match &sp.test {
             Some(t) => Some(c.compile_test(src, &format!("{spath}.test"), t, &m, &sp.name)?),
             None => None,
@@ -114,7 +147,11 @@ pub fn compile(config: &Config, registry: &PipelineRegistry, opts: &CompileOptio
         if !active {
             continue;
         }
-        subpackages.push(SubpackagePlan { package: sub_info(&main_info, sp, src, &spath)?, pipeline: steps, test });
+        subpackages.push(SubpackagePlan {
+            package: sub_info(&main_info, sp, src, &spath)?,
+            pipeline: steps,
+            test,
+        });
     }
 
     let test = match &cfg.test {
@@ -138,7 +175,10 @@ pub fn compile(config: &Config, registry: &PipelineRegistry, opts: &CompileOptio
         pipeline,
         subpackages,
         test,
-        capabilities: CapabilitySet { add: cfg.capabilities.add.clone(), drop: cfg.capabilities.drop.clone() },
+        capabilities: CapabilitySet {
+            add: cfg.capabilities.add.clone(),
+            drop: cfg.capabilities.drop.clone(),
+        },
         timeout_seconds: p.timeout,
         resources: p.resources.clone(),
         test_resources: p.test_resources.clone(),
@@ -146,7 +186,11 @@ pub fn compile(config: &Config, registry: &PipelineRegistry, opts: &CompileOptio
 }
 
 fn undefined(src: &Source, path: &str, name: &str) -> Error {
-    src.error(path, At::Value, format!("variable \"${{{{{name}}}}}\" is not defined"))
+    src.error(
+        path,
+        At::Value,
+        format!("variable \"${{{{{name}}}}}\" is not defined"),
+    )
 }
 
 /// The compile-phase substitution map of the main package (B in the spec).
@@ -166,11 +210,20 @@ fn base_map(
     put("package.version", p.version.clone());
     put("package.epoch", p.epoch.to_string());
     put("package.description", p.description.clone());
-    put("package.full-version", format!("{}-r{}", p.version, p.epoch));
+    put(
+        "package.full-version",
+        format!("{}-r{}", p.version, p.epoch),
+    );
     put("package.srcdir", WORKSPACE.to_string());
     put("targets.outdir", format!("{WORKSPACE}/melange-out"));
-    put("targets.destdir", format!("{WORKSPACE}/melange-out/{}", p.name));
-    put("targets.contextdir", format!("{WORKSPACE}/melange-out/{}", p.name));
+    put(
+        "targets.destdir",
+        format!("{WORKSPACE}/melange-out/{}", p.name),
+    );
+    put(
+        "targets.contextdir",
+        format!("{WORKSPACE}/melange-out/{}", p.name),
+    );
     put("context.name", p.name.clone());
     let a = opts.arch;
     put("build.arch", a.apk().to_string());
@@ -182,7 +235,10 @@ fn base_map(
     put("cross.triplet.rust.glibc", a.rust_triplet("gnu"));
     put("cross.triplet.rust.musl", a.rust_triplet("musl"));
     for name in std::iter::once(&p.name).chain(cfg.subpackages.iter().map(|s| &s.name)) {
-        m.insert(format!("targets.package.{name}"), format!("{WORKSPACE}/melange-out/{name}"));
+        m.insert(
+            format!("targets.package.{name}"),
+            format!("{WORKSPACE}/melange-out/{name}"),
+        );
     }
     for k in cfg.options.keys() {
         m.insert(format!("options.{k}.enabled"), "false".to_string());
@@ -191,7 +247,11 @@ fn base_map(
         m.insert(format!("options.{k}.enabled"), "true".to_string());
     }
     // vars: each value substituted against the map (other vars resolved recursively).
-    let raw: HashMap<String, &str> = cfg.vars.iter().map(|(k, v)| (format!("vars.{k}"), v.as_str())).collect();
+    let raw: HashMap<String, &str> = cfg
+        .vars
+        .iter()
+        .map(|(k, v)| (format!("vars.{k}"), v.as_str()))
+        .collect();
     let mut resolved: HashMap<String, String> = HashMap::new();
     for k in cfg.vars.keys() {
         let key = format!("vars.{k}");
@@ -199,9 +259,8 @@ fn base_map(
             .map_err(|name| undefined(src, &key, &name))?;
     }
     m.extend(resolved);
-    apply_var_transforms(cfg, &mut m, Mode::Strict).map_err(|(i, msg)| {
-        src.error(&format!("var-transforms[{i}].from"), At::Value, msg)
-    })?;
+    apply_var_transforms(cfg, &mut m, Mode::Strict)
+        .map_err(|(i, msg)| src.error(&format!("var-transforms[{i}].from"), At::Value, msg))?;
     Ok(m)
 }
 
@@ -227,11 +286,12 @@ fn resolve_var(
     if subst::has_refs(text) {
         // Resolve referenced vars first, then substitute.
         for r in subst::refs(text) {
-            if raw.contains_key(r) && !done.contains_key(r) {
-                if let Err(e) = resolve_var(r, raw, fixed, done, stack) {
-                    err = Some(e);
-                    break;
-                }
+            if raw.contains_key(r)
+                && !done.contains_key(r)
+                && let Err(e) = resolve_var(r, raw, fixed, done, stack)
+            {
+                err = Some(e);
+                break;
             }
         }
         if err.is_none() {
@@ -286,8 +346,16 @@ fn deps_of(src: &Source, base: &str, d: &model::Dependencies) -> Result<Dependen
         runtime: d.runtime.clone(),
         provides: d.provides.clone(),
         replaces: d.replaces.clone(),
-        provider_priority: parse_priority(src, &format!("{base}.provider-priority"), &d.provider_priority)?,
-        replaces_priority: parse_priority(src, &format!("{base}.replaces-priority"), &d.replaces_priority)?,
+        provider_priority: parse_priority(
+            src,
+            &format!("{base}.provider-priority"),
+            &d.provider_priority,
+        )?,
+        replaces_priority: parse_priority(
+            src,
+            &format!("{base}.replaces-priority"),
+            &d.replaces_priority,
+        )?,
     })
 }
 
@@ -296,7 +364,13 @@ fn cpe_string(p: &model::Package) -> Option<String> {
     if c.vendor.is_empty() || c.product.is_empty() {
         return None;
     }
-    let f = |s: &str| if s.is_empty() { "*".to_string() } else { s.to_string() };
+    let f = |s: &str| {
+        if s.is_empty() {
+            "*".to_string()
+        } else {
+            s.to_string()
+        }
+    };
     Some(format!(
         "cpe:2.3:{}:{}:{}:{}:*:{}:{}:{}:{}:{}:{}",
         if c.part.is_empty() { "a" } else { &c.part },
@@ -324,7 +398,12 @@ fn package_info(cfg: &Configuration, src: &Source) -> Result<PackageInfo> {
         url: p.url.clone(),
         commit: p.commit.clone(),
         copyright: p.copyright.clone(),
-        license: p.copyright.iter().map(|c| c.license.as_str()).collect::<Vec<_>>().join(" AND "),
+        license: p
+            .copyright
+            .iter()
+            .map(|c| c.license.as_str())
+            .collect::<Vec<_>>()
+            .join(" AND "),
         dependencies: deps_of(src, "package.dependencies", &p.dependencies)?,
         options: p.options.clone().unwrap_or_default(),
         scriptlets: p.scriptlets.clone(),
@@ -336,7 +415,12 @@ fn package_info(cfg: &Configuration, src: &Source) -> Result<PackageInfo> {
     })
 }
 
-fn sub_info(main: &PackageInfo, sp: &model::Subpackage, src: &Source, spath: &str) -> Result<PackageInfo> {
+fn sub_info(
+    main: &PackageInfo,
+    sp: &model::Subpackage,
+    src: &Source,
+    spath: &str,
+) -> Result<PackageInfo> {
     Ok(PackageInfo {
         name: sp.name.clone(),
         version: main.version.clone(),
@@ -345,7 +429,11 @@ fn sub_info(main: &PackageInfo, sp: &model::Subpackage, src: &Source, spath: &st
         origin: main.name.clone(),
         description: sp.description.clone(),
         url: sp.url.clone(),
-        commit: if sp.commit.is_empty() { main.commit.clone() } else { sp.commit.clone() },
+        commit: if sp.commit.is_empty() {
+            main.commit.clone()
+        } else {
+            sp.commit.clone()
+        },
         copyright: main.copyright.clone(),
         license: main.license.clone(),
         dependencies: deps_of(src, &format!("{spath}.dependencies"), &sp.dependencies)?,
@@ -368,7 +456,11 @@ struct FieldAt<'a> {
 
 impl FieldAt<'_> {
     fn path(&self, field: &str) -> String {
-        if self.base.is_empty() { field.to_string() } else { format!("{}.{field}", self.base) }
+        if self.base.is_empty() {
+            field.to_string()
+        } else {
+            format!("{}.{field}", self.base)
+        }
     }
 }
 
@@ -384,7 +476,11 @@ fn hex_ok(v: &str, len: usize) -> bool {
 }
 
 fn workdir_abs(wd: &str) -> String {
-    let joined = if wd.starts_with('/') { wd.to_string() } else { format!("{WORKSPACE}/{wd}") };
+    let joined = if wd.starts_with('/') {
+        wd.to_string()
+    } else {
+        format!("{WORKSPACE}/{wd}")
+    };
     let mut parts: Vec<&str> = Vec::new();
     for c in joined.split('/') {
         match c {
@@ -438,11 +534,21 @@ impl Compiler<'_> {
         let mut env = t.environment.environment.clone();
         env.insert("PATH".to_string(), STEP_PATH.to_string());
         let mut needs = Vec::new();
-        let pipeline = self.compile_list(src, &format!("{base}.pipeline"), &t.pipeline, map, &env, &mut needs)?;
+        let pipeline = self.compile_list(
+            src,
+            &format!("{base}.pipeline"),
+            &t.pipeline,
+            map,
+            &env,
+            &mut needs,
+        )?;
         let mut packages = t.environment.contents.packages.clone();
         packages.extend(needs);
         packages.push(under_test.to_string());
-        Ok(TestPlan { environment: environment_of(&t.environment, packages), pipeline })
+        Ok(TestPlan {
+            environment: environment_of(&t.environment, packages),
+            pipeline,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -458,17 +564,25 @@ impl Compiler<'_> {
         depth: usize,
     ) -> Result<Option<Step>> {
         if depth > MAX_DEPTH {
-            return Err(src.error(path, At::Value, "pipelines nested too deeply (a `uses:` cycle?)"));
+            return Err(src.error(
+                path,
+                At::Value,
+                "pipelines nested too deeply (a `uses:` cycle?)",
+            ));
         }
         let here = FieldAt { src, base: path };
         // Expand `uses:` (a step that already has `pipeline:` counts as expanded).
-        let loaded: Option<Arc<LoadedPipeline>> = if !step.uses.is_empty() && step.pipeline.is_empty() {
-            Some(self.load(src, path, &step.uses)?)
-        } else {
-            None
-        };
+        let loaded: Option<Arc<LoadedPipeline>> =
+            if !step.uses.is_empty() && step.pipeline.is_empty() {
+                Some(self.load(src, path, &step.uses)?)
+            } else {
+                None
+            };
         let def = loaded.as_ref().map(|l| &l.def);
-        let file_at = loaded.as_ref().map(|l| FieldAt { src: &l.source, base: "" });
+        let file_at = loaded.as_ref().map(|l| FieldAt {
+            src: &l.source,
+            base: "",
+        });
         // Field f comes from the pipeline file when the file sets it, else from the step.
         macro_rules! pick {
             ($field:ident, $empty:expr) => {
@@ -513,7 +627,14 @@ impl Compiler<'_> {
                 for (k, inp) in &d.inputs {
                     let given = step.with.get(k).map(String::as_str).unwrap_or("");
                     let (v, at, p) = if given.is_empty() {
-                        (inp.default.as_str(), FieldAt { src: &l.source, base: "" }, format!("inputs.{k}.default"))
+                        (
+                            inp.default.as_str(),
+                            FieldAt {
+                                src: &l.source,
+                                base: "",
+                            },
+                            format!("inputs.{k}.default"),
+                        )
                     } else {
                         (given, here, format!("with.{k}"))
                     };
@@ -521,7 +642,10 @@ impl Compiler<'_> {
                         return Err(src.error(
                             &here.path("uses"),
                             At::Value,
-                            format!("required input {k:?} for pipeline {:?} is missing", step.uses),
+                            format!(
+                                "required input {k:?} for pipeline {:?} is missing",
+                                step.uses
+                            ),
                         ));
                     }
                     raw.insert(k.as_str(), (v, at, p));
@@ -539,10 +663,14 @@ impl Compiler<'_> {
             _ => Cow::Borrowed(parent_inputs),
         };
         let look = |k: &str| -> Option<&str> {
-            if k.starts_with("inputs.") { scope.get(k).map(String::as_str) } else { map.get(k).map(String::as_str) }
+            if k.starts_with("inputs.") {
+                scope.get(k).map(String::as_str)
+            } else {
+                map.get(k).map(String::as_str)
+            }
         };
         let sub = |text: &str, at: FieldAt<'_>, field: &str, mode: Mode| -> Result<String> {
-            subst::substitute(text, mode, &look).map_err(|n| undefined(at.src, &at.path(field), &n))
+            subst::substitute(text, mode, look).map_err(|n| undefined(at.src, &at.path(field), &n))
         };
 
         let mut step_needs = Vec::new();
@@ -565,7 +693,11 @@ impl Compiler<'_> {
         } else {
             let c = sub(if_, if_at, "if", Mode::Quote)?;
             cond::evaluate(&c).map_err(|e| {
-                if_at.src.error(&if_at.path("if"), At::Value, format!("invalid condition: {e}"))
+                if_at.src.error(
+                    &if_at.path("if"),
+                    At::Value,
+                    format!("invalid condition: {e}"),
+                )
             })?
         };
 
@@ -582,28 +714,44 @@ impl Compiler<'_> {
         let mut kids = Vec::with_capacity(children.len());
         for (i, c) in children.iter().enumerate() {
             let cpath = children_at.path(&format!("pipeline[{i}]"));
-            if let Some(k) =
-                self.compile_step(children_at.src, &cpath, c, map, &scope, &wd_sub, &env, depth + 1)?
-            {
+            if let Some(k) = self.compile_step(
+                children_at.src,
+                &cpath,
+                c,
+                map,
+                &scope,
+                &wd_sub,
+                &env,
+                depth + 1,
+            )? {
                 kids.push(k);
             }
         }
         if !active {
             return Ok(None);
         }
-        let required = assertions.as_ref().map(|a| a.required_steps).filter(|n| *n > 0);
+        let required = assertions
+            .as_ref()
+            .map(|a| a.required_steps)
+            .filter(|n| *n > 0);
         if let Some(want) = required
             && kids.len() != want as usize
         {
             return Err(src.error(
                 &here.path("assertions.required-steps"),
                 At::Value,
-                format!("pipeline would not run the required {want} steps, only {}", kids.len()),
+                format!(
+                    "pipeline would not run the required {want} steps, only {}",
+                    kids.len()
+                ),
             ));
         }
         Ok(Some(Step {
             name: (!step.name.is_empty()).then(|| step.name.clone()),
-            uses: loaded.as_ref().map(|l| l.name.clone()).or_else(|| (!step.uses.is_empty()).then(|| step.uses.clone())),
+            uses: loaded
+                .as_ref()
+                .map(|l| l.name.clone())
+                .or_else(|| (!step.uses.is_empty()).then(|| step.uses.clone())),
             uses_origin: loaded.as_ref().map(|l| l.origin.clone()),
             with: own,
             label: (!label.is_empty()).then(|| label.clone()),
@@ -623,11 +771,18 @@ impl Compiler<'_> {
             Err(LookupError::BadName) => Err(src.error(
                 &format!("{path}.uses"),
                 At::Value,
-                format!("invalid pipeline name {name:?}: must be relative and must not contain \"..\""),
+                format!(
+                    "invalid pipeline name {name:?}: must be relative and must not contain \"..\""
+                ),
             )),
             Err(LookupError::NotFound) => {
                 let names = self.reg.names();
-                let dirs: Vec<String> = self.reg.dirs().iter().map(|d| d.display().to_string()).collect();
+                let dirs: Vec<String> = self
+                    .reg
+                    .dirs()
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect();
                 Err(src.error_suggest(
                     &format!("{path}.uses"),
                     At::Value,
@@ -713,7 +868,11 @@ fn check_input(k: &str, v: &str, at: &FieldAt<'_>, p: &str) -> Result<()> {
     if v.is_empty() || hex_ok(v, want) {
         return Ok(());
     }
-    let why = if v.len() == want { "contains non-hexadecimal characters".to_string() } else { format!("has {} characters", v.len()) };
+    let why = if v.len() == want {
+        "contains non-hexadecimal characters".to_string()
+    } else {
+        format!("has {} characters", v.len())
+    };
     Err(at.src.error(
         &at.path(p),
         At::Value,

@@ -32,7 +32,10 @@ impl<'a> P<'a> {
     }
 
     fn err<T>(&self, what: &str) -> Result<T, String> {
-        Err(format!("{what} at offset {} in condition {:?}", self.i, self.src))
+        Err(format!(
+            "{what} at offset {} in condition {:?}",
+            self.i, self.src
+        ))
     }
 
     fn expr(&mut self) -> Result<bool, String> {
@@ -123,7 +126,11 @@ pub fn evaluate(cond: &str) -> Result<bool, String> {
     if cond.trim().is_empty() {
         return Ok(true);
     }
-    let mut p = P { s: cond.as_bytes(), src: cond, i: 0 };
+    let mut p = P {
+        s: cond.as_bytes(),
+        src: cond,
+        i: 0,
+    };
     let v = p.expr()?;
     p.ws();
     if p.i != p.s.len() {

@@ -47,7 +47,12 @@ pub fn parse_go_duration(s: &str) -> Result<u64, String> {
             "m" => 60e9,
             "h" => 3600e9,
             "" => return Err(format!("missing unit in duration {s:?}")),
-            other => return Err(format!("invalid duration {s:?}: unknown unit {:?} (use ns, us, ms, s, m or h)", other.trim())),
+            other => {
+                return Err(format!(
+                    "invalid duration {s:?}: unknown unit {:?} (use ns, us, ms, s, m or h)",
+                    other.trim()
+                ));
+            }
         };
         total_ns += num * mul;
         any = true;
@@ -70,7 +75,9 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Er
     match Option::<Raw>::deserialize(d)? {
         None => Ok(None),
         Some(Raw::Int(n)) => Ok(Some(n)),
-        Some(Raw::Str(s)) => parse_go_duration(&s).map(Some).map_err(|e| D::Error::custom(format!("@timeout: {e}"))),
+        Some(Raw::Str(s)) => parse_go_duration(&s)
+            .map(Some)
+            .map_err(|e| D::Error::custom(format!("@timeout: {e}"))),
     }
 }
 

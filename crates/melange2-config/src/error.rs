@@ -87,7 +87,10 @@ pub(crate) struct Source {
 
 impl Source {
     pub fn new(name: impl Into<Arc<str>>, text: impl Into<Arc<str>>) -> Self {
-        Source { name: name.into(), text: text.into() }
+        Source {
+            name: name.into(),
+            text: text.into(),
+        }
     }
 
     /// An error at `path` (a field path such as `pipeline[1].with.uri`).
@@ -115,7 +118,7 @@ impl Source {
     }
 
     /// Convert a serde_norway decoding error (unknown key, wrong type, YAML syntax).
-    pub fn from_yaml(&self, e: &serde_norway::Error) -> Error {
+    pub fn yaml_error(&self, e: &serde_norway::Error) -> Error {
         let (line, column) = e
             .location()
             .map(|l| (l.line(), l.column()))
@@ -132,17 +135,28 @@ impl Source {
         if let Some(r) = rest.strip_prefix('@')
             && let Some((field, m)) = r.split_once(": ")
         {
-            path = if path.is_empty() { field.to_string() } else { format!("{path}.{field}") };
+            path = if path.is_empty() {
+                field.to_string()
+            } else {
+                format!("{path}.{field}")
+            };
             (line, column) = locate::position(&self.text, &path, At::Value);
             rest = m.to_string();
         }
         if let Some((field, expected)) = parse_unknown_field(&rest) {
             suggestion = suggest(&field, expected.iter().map(String::as_str));
-            path = if path.is_empty() { field.clone() } else { format!("{path}.{field}") };
+            path = if path.is_empty() {
+                field.clone()
+            } else {
+                format!("{path}.{field}")
+            };
             rest = if expected.is_empty() {
                 format!("unknown key {field:?}")
             } else {
-                format!("unknown key {field:?} (valid keys: {})", expected.join(", "))
+                format!(
+                    "unknown key {field:?} (valid keys: {})",
+                    expected.join(", ")
+                )
             };
         }
         Error::Config(Box::new(Diagnostic {
@@ -163,7 +177,9 @@ fn strip_location(msg: &str) -> String {
         let tail = &out[i + 9..];
         let digits = |s: &str| s.bytes().take_while(u8::is_ascii_digit).count();
         let n1 = digits(tail);
-        let Some(after) = tail[n1..].strip_prefix(" column ") else { break };
+        let Some(after) = tail[n1..].strip_prefix(" column ") else {
+            break;
+        };
         let n2 = digits(after);
         if n1 == 0 || n2 == 0 {
             break;
@@ -177,7 +193,8 @@ fn strip_location(msg: &str) -> String {
 fn looks_like_path(p: &str) -> bool {
     !p.is_empty()
         && !p.contains(' ')
-        && p.chars().all(|c| c.is_ascii_alphanumeric() || "._-[]\\/".contains(c))
+        && p.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-[]\\/".contains(c))
 }
 
 /// `unknown field `x`, expected one of `a`, `b`` → ("x", ["a", "b"]).
@@ -204,13 +221,15 @@ pub(crate) fn osa_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=m {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=n {
         for j in 1..=m {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 v = v.min(d[i - 2][j - 2] + 1);
             }
@@ -249,15 +268,22 @@ mod tests {
     #[test]
     fn suggestions() {
         let fields = ["name", "version", "epoch", "description"];
-        assert_eq!(suggest("epcho", fields.iter().copied()).as_deref(), Some("epoch"));
-        assert_eq!(suggest("verison", fields.iter().copied()).as_deref(), Some("version"));
+        assert_eq!(
+            suggest("epcho", fields.iter().copied()).as_deref(),
+            Some("epoch")
+        );
+        assert_eq!(
+            suggest("verison", fields.iter().copied()).as_deref(),
+            Some("version")
+        );
         assert_eq!(suggest("zzzzzz", fields.iter().copied()), None);
         assert_eq!(osa_distance("ab", "ba"), 1);
     }
 
     #[test]
     fn unknown_field_parse() {
-        let (f, e) = parse_unknown_field("unknown field `epcho`, expected one of `name`, `epoch`").unwrap();
+        let (f, e) =
+            parse_unknown_field("unknown field `epcho`, expected one of `name`, `epoch`").unwrap();
         assert_eq!(f, "epcho");
         assert_eq!(e, vec!["name", "epoch"]);
     }

@@ -58,7 +58,10 @@ pub struct CompileRequest {
 
 /// Parse and compile one file (convenience for the CLI and the build).
 pub fn compile_file(req: &CompileRequest) -> Result<Plan> {
-    let opts = ParseOptions { vars_file: req.vars_file.clone(), env_files: req.env_files.clone() };
+    let opts = ParseOptions {
+        vars_file: req.vars_file.clone(),
+        env_files: req.env_files.clone(),
+    };
     let cfg = load_file(&req.file, &opts)?;
     let reg = PipelineRegistry::new(req.pipeline_dirs.clone());
     let mut co = CompileOptions::new(req.arch);

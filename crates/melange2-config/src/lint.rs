@@ -51,18 +51,33 @@ impl std::fmt::Display for Finding {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(f, "{}:{}:{}: {sev}[{}]: {}", self.file, self.line, self.column, self.rule, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {sev}[{}]: {}",
+            self.file, self.line, self.column, self.rule, self.message
+        )
     }
 }
 
 fn from_error(file: &str, rule: &'static str, e: &Error) -> Finding {
     match e.diagnostic() {
         Some(d) => {
-            let mut msg = if d.path.is_empty() { d.message.clone() } else { format!("{}: {}", d.path, d.message) };
+            let mut msg = if d.path.is_empty() {
+                d.message.clone()
+            } else {
+                format!("{}: {}", d.path, d.message)
+            };
             if let Some(s) = &d.suggestion {
                 msg.push_str(&format!(" (did you mean {s:?}?)"));
             }
-            Finding { file: d.file.clone(), line: d.line, column: d.column, rule, severity: Severity::Error, message: msg }
+            Finding {
+                file: d.file.clone(),
+                line: d.line,
+                column: d.column,
+                rule,
+                severity: Severity::Error,
+                message: msg,
+            }
         }
         None => Finding {
             file: file.to_string(),
@@ -85,7 +100,14 @@ pub fn lint_text(name: &str, text: &str, registry: &PipelineRegistry) -> Vec<Fin
     let mut out = Vec::new();
     let finding = |path: &str, at: At, rule: &'static str, sev: Severity, msg: String| {
         let (line, column) = crate::locate::position(text, path, at);
-        Finding { file: name.to_string(), line, column, rule, severity: sev, message: format!("{path}: {msg}") }
+        Finding {
+            file: name.to_string(),
+            line,
+            column,
+            rule,
+            severity: sev,
+            message: format!("{path}: {msg}"),
+        }
     };
     // Structural checks on the raw file.
     for_each_step(&raw, &mut |path, s| {
@@ -131,7 +153,12 @@ pub fn lint_text(name: &str, text: &str, registry: &PipelineRegistry) -> Vec<Fin
         .vars
         .keys()
         .map(|k| (k.clone(), format!("vars.{k}")))
-        .chain(raw.var_transforms.iter().enumerate().map(|(i, v)| (v.to.clone(), format!("var-transforms[{i}].to"))));
+        .chain(
+            raw.var_transforms
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (v.to.clone(), format!("var-transforms[{i}].to"))),
+        );
     for (name_, path) in declared {
         if !references_var(text, &name_) {
             out.push(finding(
@@ -183,7 +210,9 @@ fn backgrounds_without_redirect(line: &str) -> bool {
     if t.trim_start().starts_with('#') {
         return false;
     }
-    let Some(before) = t.strip_suffix('&') else { return false };
+    let Some(before) = t.strip_suffix('&') else {
+        return false;
+    };
     if before.ends_with('&') || before.ends_with('>') || before.ends_with('|') {
         return false;
     }
@@ -218,7 +247,12 @@ pub fn expand_paths(paths: &[PathBuf]) -> Vec<PathBuf> {
             let mut v: Vec<PathBuf> = walkdir::WalkDir::new(p)
                 .into_iter()
                 .flatten()
-                .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "yaml" || x == "yml"))
+                .filter(|e| {
+                    e.file_type().is_file()
+                        && e.path()
+                            .extension()
+                            .is_some_and(|x| x == "yaml" || x == "yml")
+                })
                 .map(|e| e.into_path())
                 .collect();
             v.sort();
@@ -242,12 +276,18 @@ pub struct Report {
 impl Report {
     /// Number of error findings.
     pub fn errors(&self) -> usize {
-        self.findings.iter().filter(|f| f.severity == Severity::Error).count()
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .count()
     }
 
     /// Number of warning findings.
     pub fn warnings(&self) -> usize {
-        self.findings.iter().filter(|f| f.severity == Severity::Warning).count()
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Warning)
+            .count()
     }
 }
 
@@ -256,7 +296,10 @@ impl Report {
 pub fn lint_files(paths: &[PathBuf], registry: &PipelineRegistry) -> Report {
     let files = expand_paths(paths);
     let next = AtomicUsize::new(0);
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(files.len().max(1));
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(files.len().max(1));
     let mut all: Vec<Vec<Finding>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
@@ -271,11 +314,17 @@ pub fn lint_files(paths: &[PathBuf], registry: &PipelineRegistry) -> Report {
                 })
             })
             .collect();
-        let mut v: Vec<(usize, Vec<Finding>)> = handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect();
+        let mut v: Vec<(usize, Vec<Finding>)> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect();
         v.sort_by_key(|(i, _)| *i);
         v.into_iter().map(|(_, f)| f).collect()
     });
-    Report { files: files.len(), findings: all.drain(..).flatten().collect() }
+    Report {
+        files: files.len(),
+        findings: all.drain(..).flatten().collect(),
+    }
 }
 
 fn lint_path(p: &Path, registry: &PipelineRegistry) -> Vec<Finding> {
@@ -300,7 +349,9 @@ mod tests {
     #[test]
     fn background_detection() {
         assert!(backgrounds_without_redirect("  ./server &"));
-        assert!(!backgrounds_without_redirect("  ./server > /tmp/log 2>&1 &"));
+        assert!(!backgrounds_without_redirect(
+            "  ./server > /tmp/log 2>&1 &"
+        ));
         assert!(!backgrounds_without_redirect("  a && b"));
         assert!(!backgrounds_without_redirect("  # ./server &"));
         assert!(!backgrounds_without_redirect("  foo 2>&1"));

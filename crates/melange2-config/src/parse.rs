@@ -30,8 +30,8 @@ pub struct Config {
     pub(crate) source: Source,
     /// For every (expanded) subpackage, its index in the file's `subpackages` list.
     pub(crate) sub_origin: Vec<usize>,
-    /// The decoded file before any substitution (build options re-run the parse phase).
-    pub(crate) raw: Configuration,
+    /// Side inputs used, to re-run the parse phase when build options change `vars`.
+    pub(crate) parse_options: ParseOptions,
 }
 
 impl Config {
@@ -42,58 +42,83 @@ impl Config {
 
     /// Field path of subpackage `i` (after expansion) in the original file.
     pub(crate) fn sub_path(&self, i: usize) -> String {
-        format!("subpackages[{}]", self.sub_origin.get(i).copied().unwrap_or(i))
+        format!(
+            "subpackages[{}]",
+            self.sub_origin.get(i).copied().unwrap_or(i)
+        )
     }
 }
 
 /// Read and parse a build file.
 pub fn load_file(path: &Path, opts: &ParseOptions) -> Result<Config> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
     parse_str(&path.display().to_string(), &text, opts)
 }
 
 /// Decode the text strictly, without any substitution (used by `lint-config`).
 pub(crate) fn decode(source: &Source) -> Result<Configuration> {
-    serde_norway::from_str::<Configuration>(&source.text).map_err(|e| source.from_yaml(&e))
+    serde_norway::from_str::<Configuration>(&source.text).map_err(|e| source.yaml_error(&e))
 }
 
 /// Parse a build file given as text. `name` is used in error messages.
 pub fn parse_str(name: &str, text: &str, opts: &ParseOptions) -> Result<Config> {
     let source = Source::new(name, text);
-    let mut cfg = decode(&source)?;
+    let cfg = decode_with_side_inputs(&source, opts)?;
+    let mut c = finish(cfg, source)?;
+    c.parse_options = opts.clone();
+    Ok(c)
+}
+
+/// Decode strictly and apply `--vars-file` / `--env-file`.
+pub(crate) fn decode_with_side_inputs(
+    source: &Source,
+    opts: &ParseOptions,
+) -> Result<Configuration> {
+    let mut cfg = decode(source)?;
 
     if let Some(vf) = &opts.vars_file {
-        let t = std::fs::read_to_string(vf).map_err(|e| Error::Io { path: vf.clone(), source: e })?;
+        let t = std::fs::read_to_string(vf).map_err(|e| Error::Io {
+            path: vf.clone(),
+            source: e,
+        })?;
         let vsrc = Source::new(vf.display().to_string(), t);
         let m: BTreeMap<String, Option<String>> = if vsrc.text.trim().is_empty() {
             BTreeMap::new()
         } else {
-            serde_norway::from_str(&vsrc.text).map_err(|e| vsrc.from_yaml(&e))?
+            serde_norway::from_str(&vsrc.text).map_err(|e| vsrc.yaml_error(&e))?
         };
         for (k, v) in m {
             cfg.vars.insert(k, v.unwrap_or_default());
         }
     }
     for ef in &opts.env_files {
-        let t = std::fs::read_to_string(ef).map_err(|e| Error::Io { path: ef.clone(), source: e })?;
+        let t = std::fs::read_to_string(ef).map_err(|e| Error::Io {
+            path: ef.clone(),
+            source: e,
+        })?;
         for (k, v) in parse_dotenv(&t) {
             cfg.environment.environment.entry(k).or_insert(v);
         }
     }
-
-    finish(cfg, source)
+    Ok(cfg)
 }
 
 /// Everything after decoding and side inputs: validation, parse-phase substitution,
 /// range expansion, the strict pass and injected defaults.
 pub(crate) fn finish(mut cfg: Configuration, source: Source) -> Result<Config> {
-    let raw = cfg.clone();
     // Validate step shapes before substitution so positions match the file.
     validate_steps(&source, "pipeline", &cfg.pipeline)?;
     for (i, sp) in cfg.subpackages.iter().enumerate() {
         validate_steps(&source, &format!("subpackages[{i}].pipeline"), &sp.pipeline)?;
         if let Some(t) = &sp.test {
-            validate_steps(&source, &format!("subpackages[{i}].test.pipeline"), &t.pipeline)?;
+            validate_steps(
+                &source,
+                &format!("subpackages[{i}].test.pipeline"),
+                &t.pipeline,
+            )?;
         }
     }
     if let Some(t) = &cfg.test {
@@ -104,11 +129,19 @@ pub(crate) fn finish(mut cfg: Configuration, source: Source) -> Result<Config> {
             return Err(source.error(
                 &format!("var-transforms[{i}].match"),
                 At::Value,
-                format!("invalid regular expression {:?}: {}", vt.match_, regex_error(&e)),
+                format!(
+                    "invalid regular expression {:?}: {}",
+                    vt.match_,
+                    regex_error(&e)
+                ),
             ));
         }
         if vt.to.is_empty() {
-            return Err(source.error(&format!("var-transforms[{i}]"), At::Value, "`to` is required"));
+            return Err(source.error(
+                &format!("var-transforms[{i}]"),
+                At::Value,
+                "`to` is required",
+            ));
         }
     }
 
@@ -127,8 +160,11 @@ pub(crate) fn finish(mut cfg: Configuration, source: Source) -> Result<Config> {
     }
 
     // data/range expansion.
-    let data: HashMap<&str, &BTreeMap<String, String>> =
-        cfg.data.iter().map(|d| (d.name.as_str(), &d.items)).collect();
+    let data: HashMap<&str, &BTreeMap<String, String>> = cfg
+        .data
+        .iter()
+        .map(|d| (d.name.as_str(), &d.items))
+        .collect();
     let mut subs = Vec::with_capacity(cfg.subpackages.len());
     let mut sub_origin = Vec::with_capacity(cfg.subpackages.len());
     for (i, sp) in cfg.subpackages.iter().enumerate() {
@@ -163,7 +199,12 @@ pub(crate) fn finish(mut cfg: Configuration, source: Source) -> Result<Config> {
     cfg.subpackages = subs;
     cfg.data.clear();
 
-    let mut config = Config { configuration: cfg, source, sub_origin, raw };
+    let mut config = Config {
+        configuration: cfg,
+        source,
+        sub_origin,
+        parse_options: ParseOptions::default(),
+    };
     strict_pass(&mut config, &p)?;
     validate(&config)?;
     inject_defaults(&mut config.configuration);
@@ -178,7 +219,10 @@ pub(crate) fn parse_phase_map(cfg: &Configuration) -> HashMap<String, String> {
     p.insert("package.version".to_string(), pk.version.clone());
     p.insert("package.epoch".to_string(), pk.epoch.to_string());
     p.insert("package.description".to_string(), pk.description.clone());
-    p.insert("package.full-version".to_string(), format!("{}-r{}", pk.version, pk.epoch));
+    p.insert(
+        "package.full-version".to_string(),
+        format!("{}-r{}", pk.version, pk.epoch),
+    );
     for (k, v) in &cfg.vars {
         p.insert(format!("vars.{k}"), v.clone());
     }
@@ -199,7 +243,12 @@ pub(crate) fn apply_var_transforms(
             // Depends on compile-phase variables: leave `${{vars.<to>}}` for the compile phase.
             continue;
         }
-        let re = Regex::new(&vt.match_).map_err(|e| (i, format!("invalid regular expression: {}", regex_error(&e))))?;
+        let re = Regex::new(&vt.match_).map_err(|e| {
+            (
+                i,
+                format!("invalid regular expression: {}", regex_error(&e)),
+            )
+        })?;
         let out = re.replace_all(&from, vt.replace.as_str()).into_owned();
         map.insert(format!("vars.{}", vt.to), out);
     }
@@ -359,8 +408,14 @@ fn strict_pass(config: &mut Config, p: &HashMap<String, String>) -> Result<()> {
         for (i, s) in d.replaces.iter_mut().enumerate() {
             strict(s, format!("{base}.replaces[{i}]"))?;
         }
-        strict(&mut d.provider_priority, format!("{base}.provider-priority"))?;
-        strict(&mut d.replaces_priority, format!("{base}.replaces-priority"))?;
+        strict(
+            &mut d.provider_priority,
+            format!("{base}.provider-priority"),
+        )?;
+        strict(
+            &mut d.replaces_priority,
+            format!("{base}.replaces-priority"),
+        )?;
         Ok(())
     };
     let cfg = &mut config.configuration;
@@ -395,21 +450,37 @@ fn validate_steps(src: &Source, base: &str, steps: &[Pipeline]) -> Result<()> {
     for (i, s) in steps.iter().enumerate() {
         let path = format!("{base}[{i}]");
         if !s.with.is_empty() && s.uses.is_empty() {
-            return Err(src.error(&format!("{path}.with"), At::Key, "`with` is only valid together with `uses`"));
+            return Err(src.error(
+                &format!("{path}.with"),
+                At::Key,
+                "`with` is only valid together with `uses`",
+            ));
         }
         if !s.runs.is_empty() && !s.uses.is_empty() {
-            return Err(src.error(&format!("{path}.runs"), At::Key, "`runs` and `uses` are mutually exclusive"));
+            return Err(src.error(
+                &format!("{path}.runs"),
+                At::Key,
+                "`runs` and `uses` are mutually exclusive",
+            ));
         }
         if !s.uses.is_empty() && !s.pipeline.is_empty() {
-            tracing::debug!("{}: {path}: `uses` together with `pipeline`: treated as already expanded", src.name);
+            tracing::debug!(
+                "{}: {path}: `uses` together with `pipeline`: treated as already expanded",
+                src.name
+            );
         }
         validate_steps(src, &format!("{path}.pipeline"), &s.pipeline)?;
     }
     Ok(())
 }
 
-const ALLOWED_CAPS: [&str; 5] =
-    ["cap_net_bind_service", "cap_net_admin", "cap_net_raw", "cap_ipc_lock", "cap_sys_admin"];
+const ALLOWED_CAPS: [&str; 5] = [
+    "cap_net_bind_service",
+    "cap_net_admin",
+    "cap_net_raw",
+    "cap_ipc_lock",
+    "cap_sys_admin",
+];
 
 fn validate_setcap(src: &Source, base: &str, caps: &[Capability]) -> Result<()> {
     for (i, c) in caps.iter().enumerate() {
@@ -421,7 +492,11 @@ fn validate_setcap(src: &Source, base: &str, caps: &[Capability]) -> Result<()> 
             return Err(src.error(&path, At::Value, "setcap: `reason` is required"));
         }
         if c.add.is_empty() {
-            return Err(src.error(&path, At::Value, "setcap: `add` must list at least one capability"));
+            return Err(src.error(
+                &path,
+                At::Value,
+                "setcap: `add` must list at least one capability",
+            ));
         }
         for (names, flags) in &c.add {
             for n in names.split(',').map(str::trim) {
@@ -429,7 +504,10 @@ fn validate_setcap(src: &Source, base: &str, caps: &[Capability]) -> Result<()> 
                     return Err(src.error_suggest(
                         &format!("{path}.add"),
                         At::Value,
-                        format!("capability {n:?} is not allowed (allowed: {})", ALLOWED_CAPS.join(", ")),
+                        format!(
+                            "capability {n:?} is not allowed (allowed: {})",
+                            ALLOWED_CAPS.join(", ")
+                        ),
                         suggest(n, ALLOWED_CAPS.iter().copied()),
                     ));
                 }
@@ -458,7 +536,10 @@ fn validate(config: &Config) -> Result<()> {
         return Err(src.error(
             "package.name",
             At::Value,
-            format!("invalid package name {:?} (must match ^[a-zA-Z\\d][a-zA-Z\\d+_.-]*$)", p.name),
+            format!(
+                "invalid package name {:?} (must match ^[a-zA-Z\\d][a-zA-Z\\d+_.-]*$)",
+                p.name
+            ),
         ));
     }
     if p.version.is_empty() {
@@ -476,7 +557,11 @@ fn validate(config: &Config) -> Result<()> {
     }
     for (i, c) in p.copyright.iter().enumerate() {
         if c.license.is_empty() {
-            return Err(src.error(&format!("package.copyright[{i}]"), At::Value, "copyright: `license` is required"));
+            return Err(src.error(
+                &format!("package.copyright[{i}]"),
+                At::Value,
+                "copyright: `license` is required",
+            ));
         }
     }
     check_priority(src, "package.dependencies", &p.dependencies)?;
@@ -494,14 +579,20 @@ fn validate(config: &Config) -> Result<()> {
             return Err(src.error(
                 &format!("{path}.name"),
                 At::Value,
-                format!("invalid subpackage name {:?} (must match ^[a-zA-Z\\d][a-zA-Z\\d+_.-]*$)", sp.name),
+                format!(
+                    "invalid subpackage name {:?} (must match ^[a-zA-Z\\d][a-zA-Z\\d+_.-]*$)",
+                    sp.name
+                ),
             ));
         }
         if sp.name == p.name {
             return Err(src.error(
                 &format!("{path}.name"),
                 At::Value,
-                format!("subpackage name {:?} is the name of the main package", sp.name),
+                format!(
+                    "subpackage name {:?} is the name of the main package",
+                    sp.name
+                ),
             ));
         }
         if seen.insert(sp.name.as_str(), i).is_some() {
@@ -518,7 +609,10 @@ fn validate(config: &Config) -> Result<()> {
 }
 
 fn check_priority(src: &Source, base: &str, d: &Dependencies) -> Result<()> {
-    for (field, v) in [("provider-priority", &d.provider_priority), ("replaces-priority", &d.replaces_priority)] {
+    for (field, v) in [
+        ("provider-priority", &d.provider_priority),
+        ("replaces-priority", &d.replaces_priority),
+    ] {
         if !v.is_empty() && v.trim().parse::<i64>().is_err() {
             return Err(src.error(
                 &format!("{base}.{field}"),
@@ -532,10 +626,18 @@ fn check_priority(src: &Source, base: &str, d: &Dependencies) -> Result<()> {
 
 fn validate_cpe(src: &Source, c: &Cpe) -> Result<()> {
     if !c.part.is_empty() && c.part != "a" && c.part != "o" {
-        return Err(src.error("package.cpe.part", At::Value, "cpe.part must be \"a\" or \"o\""));
+        return Err(src.error(
+            "package.cpe.part",
+            At::Value,
+            "cpe.part must be \"a\" or \"o\"",
+        ));
     }
     if c.vendor.is_empty() != c.product.is_empty() {
-        return Err(src.error("package.cpe", At::Value, "cpe: set both `vendor` and `product`, or neither"));
+        return Err(src.error(
+            "package.cpe",
+            At::Value,
+            "cpe: set both `vendor` and `product`, or neither",
+        ));
     }
     for (k, v) in [
         ("vendor", &c.vendor),
@@ -593,7 +695,11 @@ pub const DEFAULT_ENV: &[(&str, &str)] = &[
 
 fn inject_accounts(a: &mut ImageAccounts) {
     if !a.groups.iter().any(|g| g.groupname == "build") {
-        a.groups.push(Group { groupname: "build".into(), gid: 1000, members: vec!["build".into()] });
+        a.groups.push(Group {
+            groupname: "build".into(),
+            gid: 1000,
+            members: vec!["build".into()],
+        });
     }
     if !a.users.iter().any(|u| u.username == "build") {
         a.users.push(User {
@@ -615,14 +721,21 @@ pub(crate) fn parse_dotenv(text: &str) -> Vec<(String, String)> {
             continue;
         }
         let l = l.strip_prefix("export ").unwrap_or(l);
-        let Some((k, v)) = l.split_once('=') else { continue };
+        let Some((k, v)) = l.split_once('=') else {
+            continue;
+        };
         let k = k.trim();
         let v = v.trim();
         let v = if v.len() >= 2
-            && ((v.starts_with('"') && v.ends_with('"')) || (v.starts_with('\'') && v.ends_with('\'')))
+            && ((v.starts_with('"') && v.ends_with('"'))
+                || (v.starts_with('\'') && v.ends_with('\'')))
         {
             let inner = &v[1..v.len() - 1];
-            if v.starts_with('"') { inner.replace("\\n", "\n").replace("\\\"", "\"") } else { inner.to_string() }
+            if v.starts_with('"') {
+                inner.replace("\\n", "\n").replace("\\\"", "\"")
+            } else {
+                inner.to_string()
+            }
         } else {
             match v.find(" #") {
                 Some(i) => v[..i].trim_end().to_string(),

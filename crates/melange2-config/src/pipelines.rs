@@ -56,7 +56,10 @@ pub(crate) enum LookupError {
 impl PipelineRegistry {
     /// A registry searching `dirs` (in order) before the built-in set.
     pub fn new(dirs: Vec<PathBuf>) -> Self {
-        PipelineRegistry { dirs, cache: RwLock::new(HashMap::new()) }
+        PipelineRegistry {
+            dirs,
+            cache: RwLock::new(HashMap::new()),
+        }
     }
 
     /// The `--pipeline-dir` directories.
@@ -91,7 +94,8 @@ impl PipelineRegistry {
             }
         }
         if found.is_none() {
-            found = builtin(name).map(|t| (format!("builtin:pipelines/{name}.yaml"), t.to_string()));
+            found =
+                builtin(name).map(|t| (format!("builtin:pipelines/{name}.yaml"), t.to_string()));
         }
         let Some((origin, text)) = found else {
             return Err(LookupError::NotFound);
@@ -127,7 +131,12 @@ pub(crate) fn parse_pipeline(name: &str, origin: &str, text: &str) -> Result<Loa
     let def: Pipeline = if text.trim().is_empty() {
         Pipeline::default()
     } else {
-        serde_norway::from_str(text).map_err(|e| source.from_yaml(&e))?
+        serde_norway::from_str(text).map_err(|e| source.yaml_error(&e))?
     };
-    Ok(LoadedPipeline { name: name.to_string(), origin: origin.to_string(), def, source })
+    Ok(LoadedPipeline {
+        name: name.to_string(),
+        origin: origin.to_string(),
+        def,
+        source,
+    })
 }

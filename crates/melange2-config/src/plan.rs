@@ -19,7 +19,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Capability, Checks, Copyright, Group, PackageOption, Resources, Retry, Scriptlets, User};
+use crate::model::{
+    Capability, Checks, Copyright, Group, PackageOption, Resources, Retry, Scriptlets, User,
+};
 
 /// Build workspace inside the build container.
 pub const WORKSPACE: &str = "/home/build";

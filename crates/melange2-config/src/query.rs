@@ -23,7 +23,9 @@ fn parse_path(expr: &str) -> Result<Vec<String>> {
         return Ok(Vec::new());
     }
     let Some(rest) = e.strip_prefix('.') else {
-        return Err(Error::Usage(format!("unsupported template expression {e:?} (use .Field.Path)")));
+        return Err(Error::Usage(format!(
+            "unsupported template expression {e:?} (use .Field.Path)"
+        )));
     };
     Ok(rest.split('.').map(str::to_string).collect())
 }
@@ -91,7 +93,10 @@ fn parse(tpl: &str) -> Result<Vec<Node>> {
 }
 
 fn norm(s: &str) -> String {
-    s.chars().filter(|c| *c != '-' && *c != '_').flat_map(char::to_lowercase).collect()
+    s.chars()
+        .filter(|c| *c != '-' && *c != '_')
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 fn lookup<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {

@@ -39,7 +39,12 @@ fn next_occurrence(s: &str, mut from: usize) -> Option<Occurrence<'_>> {
         }
         let had_ws = had_ws || i != ws2;
         if ne > ns && s[i..].starts_with("}}") {
-            return Some(Occurrence { start, end: i + 2, name: &s[ns..ne], exact: !had_ws });
+            return Some(Occurrence {
+                start,
+                end: i + 2,
+                name: &s[ns..ne],
+                exact: !had_ws,
+            });
         }
         from = start + 3;
     }
@@ -167,22 +172,40 @@ mod tests {
         let m = m();
         let f = |k: &str| m.get(k).copied();
         assert_eq!(replace_exact("a ${{package.name}} b", f), "a hello b");
-        assert_eq!(replace_exact("${{ package.name }}", f), "${{ package.name }}");
-        assert_eq!(replace_exact("${{build.arch}}-${{vars.x}}", f), "${{build.arch}}-1.2");
+        assert_eq!(
+            replace_exact("${{ package.name }}", f),
+            "${{ package.name }}"
+        );
+        assert_eq!(
+            replace_exact("${{build.arch}}-${{vars.x}}", f),
+            "${{build.arch}}-1.2"
+        );
     }
 
     #[test]
     fn strict_and_quote() {
         let m = m();
         let f = |k: &str| m.get(k).copied();
-        assert_eq!(substitute("${{ package.name }}!", Mode::Strict, f).unwrap(), "hello!");
-        assert_eq!(substitute("x ${{nope}}", Mode::Strict, f).unwrap_err(), "nope");
-        assert_eq!(substitute("x ${{nope}}", Mode::Lenient, f).unwrap(), "x ${{nope}}");
+        assert_eq!(
+            substitute("${{ package.name }}!", Mode::Strict, f).unwrap(),
+            "hello!"
+        );
+        assert_eq!(
+            substitute("x ${{nope}}", Mode::Strict, f).unwrap_err(),
+            "nope"
+        );
+        assert_eq!(
+            substitute("x ${{nope}}", Mode::Lenient, f).unwrap(),
+            "x ${{nope}}"
+        );
         assert_eq!(
             substitute("${{package.name}} == 'x'", Mode::Quote, f).unwrap(),
             "\"hello\" == 'x'"
         );
-        assert_eq!(substitute("$${{ }} ${{}}", Mode::Strict, f).unwrap(), "$${{ }} ${{}}");
+        assert_eq!(
+            substitute("$${{ }} ${{}}", Mode::Strict, f).unwrap(),
+            "$${{ }} ${{}}"
+        );
         assert_eq!(go_quote("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
     }
 }

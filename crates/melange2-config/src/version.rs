@@ -23,7 +23,10 @@ pub fn is_valid_version(v: &str) -> bool {
     if i < b.len() && b[i].is_ascii_lowercase() {
         i += 1;
     }
-    for group in [&["alpha", "beta", "pre", "rc"][..], &["cvs", "svn", "git", "hg", "p"][..]] {
+    for group in [
+        &["alpha", "beta", "pre", "rc"][..],
+        &["cvs", "svn", "git", "hg", "p"][..],
+    ] {
         if i < b.len() && b[i] == b'_' {
             let rest = &v[i + 1..];
             // Longest suffix first so that `p` does not shadow `pre`.
@@ -46,10 +49,31 @@ mod tests {
 
     #[test]
     fn grammar() {
-        for v in ["1", "1.2.3", "2.12", "1.0a", "1.0_rc1", "1.0_alpha", "1.0_p2", "1.0_rc1_p3", "20240101"] {
+        for v in [
+            "1",
+            "1.2.3",
+            "2.12",
+            "1.0a",
+            "1.0_rc1",
+            "1.0_alpha",
+            "1.0_p2",
+            "1.0_rc1_p3",
+            "20240101",
+        ] {
             assert!(ok(v), "{v}");
         }
-        for v in ["", "v1.0", "1.0-r1", "1.0-rc1", "1.0+git", "1..2", "1.0_foo", "1.0_p1_rc1", "1.0ab", ".1"] {
+        for v in [
+            "",
+            "v1.0",
+            "1.0-r1",
+            "1.0-rc1",
+            "1.0+git",
+            "1..2",
+            "1.0_foo",
+            "1.0_p1_rc1",
+            "1.0ab",
+            ".1",
+        ] {
             assert!(!ok(v), "{v}");
         }
     }

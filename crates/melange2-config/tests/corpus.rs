@@ -40,7 +40,10 @@ fn directives(text: &str) -> BTreeMap<String, Vec<String>> {
             break;
         };
         if let Some((k, v)) = rest.split_once(": ")
-            && matches!(k, "arch" | "build-option" | "pipeline-dir" | "vars-file" | "env-file" | "expect")
+            && matches!(
+                k,
+                "arch" | "build-option" | "pipeline-dir" | "vars-file" | "env-file" | "expect"
+            )
         {
             m.entry(k.to_string()).or_default().push(v.to_string());
         }
@@ -55,13 +58,25 @@ struct Run {
 fn run(path: &Path, arch: Arch, d: &BTreeMap<String, Vec<String>>) -> Run {
     let dir = path.parent().unwrap();
     let text = std::fs::read_to_string(path).unwrap();
-    let rel = path.strip_prefix(crate_dir()).unwrap().display().to_string();
+    let rel = path
+        .strip_prefix(crate_dir())
+        .unwrap()
+        .display()
+        .to_string();
     let opts = ParseOptions {
-        vars_file: d.get("vars-file").and_then(|v| v.first()).map(|f| dir.join(f)),
-        env_files: d.get("env-file").map(|v| v.iter().map(|f| dir.join(f)).collect()).unwrap_or_default(),
+        vars_file: d
+            .get("vars-file")
+            .and_then(|v| v.first())
+            .map(|f| dir.join(f)),
+        env_files: d
+            .get("env-file")
+            .map(|v| v.iter().map(|f| dir.join(f)).collect())
+            .unwrap_or_default(),
     };
     let reg = PipelineRegistry::new(
-        d.get("pipeline-dir").map(|v| v.iter().map(|f| dir.join(f)).collect()).unwrap_or_default(),
+        d.get("pipeline-dir")
+            .map(|v| v.iter().map(|f| dir.join(f)).collect())
+            .unwrap_or_default(),
     );
     let mut co = CompileOptions::new(arch);
     co.build_options = d.get("build-option").cloned().unwrap_or_default();
@@ -75,9 +90,14 @@ fn run(path: &Path, arch: Arch, d: &BTreeMap<String, Vec<String>>) -> Run {
 fn golden_view(plan: &Plan) -> Value {
     let mut v = serde_json::to_value(plan).unwrap();
     fn walk_steps(steps: &mut Value, base: &serde_json::Map<String, Value>, builtin: Option<&str>) {
-        let Some(arr) = steps.as_array_mut() else { return };
+        let Some(arr) = steps.as_array_mut() else {
+            return;
+        };
         for s in arr {
-            let origin = s.get("uses_origin").and_then(Value::as_str).map(str::to_string);
+            let origin = s
+                .get("uses_origin")
+                .and_then(Value::as_str)
+                .map(str::to_string);
             if let Some(o) = &origin {
                 // Paths of --pipeline-dir files are made relative to the crate.
                 let root = format!("{}/", crate_dir().display());
@@ -85,7 +105,10 @@ fn golden_view(plan: &Plan) -> Value {
                     s["uses_origin"] = Value::String(rel.to_string());
                 }
             }
-            let inside = origin.as_deref().filter(|o| o.starts_with("builtin:")).or(builtin);
+            let inside = origin
+                .as_deref()
+                .filter(|o| o.starts_with("builtin:"))
+                .or(builtin);
             if let Some(env) = s.get_mut("env").and_then(Value::as_object_mut) {
                 env.retain(|k, val| base.get(k) != Some(val));
                 if env.is_empty() {
@@ -104,7 +127,10 @@ fn golden_view(plan: &Plan) -> Value {
     }
     fn base_of(envv: &Value) -> serde_json::Map<String, Value> {
         let mut b = envv["env"].as_object().cloned().unwrap_or_default();
-        b.insert("PATH".into(), Value::String(melange2_config::plan::STEP_PATH.into()));
+        b.insert(
+            "PATH".into(),
+            Value::String(melange2_config::plan::STEP_PATH.into()),
+        );
         b
     }
     let base = base_of(&v["environment"]);
@@ -136,12 +162,18 @@ fn corpus_golden() {
     let files = yaml_files(&dir);
     let mut failures = Vec::new();
     if files.len() < 30 {
-        failures.push(format!("expected a corpus of at least 30 files, found {}", files.len()));
+        failures.push(format!(
+            "expected a corpus of at least 30 files, found {}",
+            files.len()
+        ));
     }
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap();
         let d = directives(&text);
-        let archs = d.get("arch").cloned().unwrap_or_else(|| vec!["x86_64".to_string()]);
+        let archs = d
+            .get("arch")
+            .cloned()
+            .unwrap_or_else(|| vec!["x86_64".to_string()]);
         for a in archs {
             let arch = Arch::parse(&a).unwrap();
             let stem = f.file_stem().unwrap().to_str().unwrap();
@@ -174,11 +206,20 @@ fn corpus_golden() {
                         got.lines().nth(line).unwrap_or("<end>")
                     ));
                 }
-                Err(_) => failures.push(format!("{}: missing golden {}", f.display(), gpath.display())),
+                Err(_) => failures.push(format!(
+                    "{}: missing golden {}",
+                    f.display(),
+                    gpath.display()
+                )),
             }
         }
     }
-    assert!(failures.is_empty(), "{} corpus failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} corpus failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -187,7 +228,10 @@ fn error_cases() {
     let files = yaml_files(&dir);
     let mut failures = Vec::new();
     if files.len() < 15 {
-        failures.push(format!("expected at least 15 error cases, found {}", files.len()));
+        failures.push(format!(
+            "expected at least 15 error cases, found {}",
+            files.len()
+        ));
     }
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap();
@@ -196,14 +240,27 @@ fn error_cases() {
             failures.push(format!("{}: no `# expect:` header", f.display()));
             continue;
         };
-        let arch = Arch::parse(d.get("arch").and_then(|v| v.first()).map_or("x86_64", |s| s)).unwrap();
+        let arch = Arch::parse(
+            d.get("arch")
+                .and_then(|v| v.first())
+                .map_or("x86_64", |s| s),
+        )
+        .unwrap();
         match run(f, arch, &d).plan {
-            Ok(_) => failures.push(format!("{}: compiled, expected error\n  want: {want}", f.display())),
+            Ok(_) => failures.push(format!(
+                "{}: compiled, expected error\n  want: {want}",
+                f.display()
+            )),
             Err(e) if e.to_string() == want => {}
             Err(e) => failures.push(format!("{}:\n  want: {want}\n  got:  {e}", f.display())),
         }
     }
-    assert!(failures.is_empty(), "{} error-case failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} error-case failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -225,13 +282,22 @@ fn recipes_compile_for_both_arches() {
             match compile(&cfg, &reg, &CompileOptions::new(arch)) {
                 Ok(p) => {
                     assert_eq!(p.arch, arch.apk());
-                    assert!(!p.environment.packages.is_empty(), "{}: empty environment", f.display());
+                    assert!(
+                        !p.environment.packages.is_empty(),
+                        "{}: empty environment",
+                        f.display()
+                    );
                 }
                 Err(e) => failures.push(format!("[{arch}] {e}")),
             }
         }
     }
-    assert!(failures.is_empty(), "{} recipe failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} recipe failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 fn dummy_for(name: &str) -> String {
@@ -251,7 +317,11 @@ fn builtin_pipelines_are_well_formed() {
     let names: Vec<&str> = pipelines::builtin_names().collect();
     let reg = PipelineRegistry::new(Vec::new());
     let mut failures = Vec::new();
-    let name_ok = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    let name_ok = |n: &str| {
+        !n.is_empty()
+            && n.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    };
     for name in &names {
         let text = pipelines::builtin(name).unwrap();
         let def: melange2_config::model::Pipeline = match serde_norway::from_str(text) {
@@ -276,7 +346,9 @@ fn builtin_pipelines_are_well_formed() {
         let mut from = 0;
         while let Some(i) = text[from..].find("${{") {
             let start = from + i + 3;
-            let Some(end) = text[start..].find("}}") else { break };
+            let Some(end) = text[start..].find("}}") else {
+                break;
+            };
             let var = text[start..start + end].trim();
             if let Some(inp) = var.strip_prefix("inputs.")
                 && !def.inputs.contains_key(inp)
@@ -294,10 +366,22 @@ fn builtin_pipelines_are_well_formed() {
             .collect();
         let recipe = format!(
             "package:\n  name: probe\n  version: 1.0.0\n  epoch: 0\nenvironment:\n  contents:\n    packages: [busybox]\npipeline:\n  - uses: {name}\n{}subpackages:\n  - name: probe-sub\n    pipeline:\n      - uses: {name}\n{}",
-            if with.is_empty() { String::new() } else { format!("    with:\n{with}") },
-            if with.is_empty() { String::new() } else { format!("        with:\n{}", with.replace("      ", "          ")) },
+            if with.is_empty() {
+                String::new()
+            } else {
+                format!("    with:\n{with}")
+            },
+            if with.is_empty() {
+                String::new()
+            } else {
+                format!("        with:\n{}", with.replace("      ", "          "))
+            },
         );
-        let cfg = match parse_str(&format!("probe-{name}.yaml"), &recipe, &ParseOptions::default()) {
+        let cfg = match parse_str(
+            &format!("probe-{name}.yaml"),
+            &recipe,
+            &ParseOptions::default(),
+        ) {
             Ok(c) => c,
             Err(e) => {
                 failures.push(format!("{name}: probe recipe: {e}"));
@@ -310,23 +394,77 @@ fn builtin_pipelines_are_well_formed() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} pipeline problems:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} pipeline problems:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// The pipelines named in the spec (part B) are all embedded.
 #[test]
 fn builtin_set_is_complete() {
     let want = [
-        "fetch", "git-checkout", "patch", "git-am", "autoconf/configure", "autoconf/make",
-        "autoconf/make-install", "cmake/configure", "cmake/build", "cmake/install", "meson/configure",
-        "meson/compile", "meson/install", "perl/make", "perl/cleanup", "pecl/phpize", "pecl/install",
-        "R/build", "go/build", "go/build/v2", "go/install", "go/bump", "go/covdata", "cargo/build",
-        "python/build", "python/install", "python/build-wheel", "python/import", "python/test",
-        "ruby/build", "ruby/install", "ruby/clean", "npm/install", "maven/configure-mirror",
-        "maven/pombump", "strip", "split/dev", "split/static", "split/manpages", "split/infodir",
-        "split/alldocs", "split/locales", "split/debug", "split/lib", "split/bin", "xcover/profile",
-        "xcover/wait", "xcover/status", "xcover/stop", "xcover/ensure", "llvm/covreport",
+        "fetch",
+        "git-checkout",
+        "patch",
+        "git-am",
+        "autoconf/configure",
+        "autoconf/make",
+        "autoconf/make-install",
+        "cmake/configure",
+        "cmake/build",
+        "cmake/install",
+        "meson/configure",
+        "meson/compile",
+        "meson/install",
+        "perl/make",
+        "perl/cleanup",
+        "pecl/phpize",
+        "pecl/install",
+        "R/build",
+        "go/build",
+        "go/build/v2",
+        "go/install",
+        "go/bump",
+        "go/covdata",
+        "cargo/build",
+        "python/build",
+        "python/install",
+        "python/build-wheel",
+        "python/import",
+        "python/test",
+        "ruby/build",
+        "ruby/install",
+        "ruby/clean",
+        "npm/install",
+        "maven/configure-mirror",
+        "maven/pombump",
+        "strip",
+        "split/dev",
+        "split/static",
+        "split/manpages",
+        "split/infodir",
+        "split/alldocs",
+        "split/locales",
+        "split/debug",
+        "split/lib",
+        "split/bin",
+        "xcover/profile",
+        "xcover/wait",
+        "xcover/status",
+        "xcover/stop",
+        "xcover/ensure",
+        "llvm/covreport",
     ];
-    let missing: Vec<&str> = want.iter().copied().filter(|n| pipelines::builtin(n).is_none()).collect();
-    assert!(missing.is_empty(), "missing built-in pipelines: {missing:?}");
+    let missing: Vec<&str> = want
+        .iter()
+        .copied()
+        .filter(|n| pipelines::builtin(n).is_none())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "missing built-in pipelines: {missing:?}"
+    );
 }

@@ -77,7 +77,15 @@ fn host_arch() -> &'static str {
 
 pub fn run(cmd: ConfigCommand) -> anyhow::Result<()> {
     match cmd {
-        ConfigCommand::Compile { file, arch, pipeline_dirs, build_options, vars_file, env_files, output } => {
+        ConfigCommand::Compile {
+            file,
+            arch,
+            pipeline_dirs,
+            build_options,
+            vars_file,
+            env_files,
+            output,
+        } => {
             let arch_name = arch.unwrap_or_else(|| host_arch().to_string());
             let arch = Arch::parse(&arch_name)?;
             let plan = melange2_config::compile_file(&CompileRequest {
@@ -91,11 +99,16 @@ pub fn run(cmd: ConfigCommand) -> anyhow::Result<()> {
             let json = plan.to_json() + "\n";
             match output {
                 Some(path) => {
-                    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-                    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-                        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+                    let dir = path
+                        .parent()
+                        .filter(|p| !p.as_os_str().is_empty())
+                        .unwrap_or(std::path::Path::new("."));
+                    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| {
+                        format!("creating a temporary file in {}", dir.display())
+                    })?;
                     tmp.write_all(json.as_bytes())?;
-                    tmp.persist(&path).with_context(|| format!("writing {}", path.display()))?;
+                    tmp.persist(&path)
+                        .with_context(|| format!("writing {}", path.display()))?;
                 }
                 None => std::io::stdout().write_all(json.as_bytes())?,
             }
@@ -107,7 +120,12 @@ pub fn run(cmd: ConfigCommand) -> anyhow::Result<()> {
         ConfigCommand::PackageVersion { file } => {
             println!("{}", melange2_config::package_version(&file)?);
         }
-        ConfigCommand::LintConfig { files, pipeline_dirs, json, strict } => {
+        ConfigCommand::LintConfig {
+            files,
+            pipeline_dirs,
+            json,
+            strict,
+        } => {
             let reg = PipelineRegistry::new(pipeline_dirs);
             let report = lint::lint_files(&files, &reg);
             let mut out = std::io::stdout().lock();
