@@ -126,16 +126,26 @@ pub struct Client {
 impl Client {
     /// Connect, ask the daemon for its version and refuse daemons older than [`MIN_VERSION`].
     pub async fn connect(addr: &Address, tls: &TlsFiles) -> Result<Self, BuildkitError> {
-        let channel = addr.channel(tls, CONNECT_TIMEOUT).await?;
+        Self::connect_with_timeout(addr, tls, CONNECT_TIMEOUT, CALL_TIMEOUT).await
+    }
+
+    /// [`Client::connect`] with explicit limits for connecting and for the first call.
+    pub async fn connect_with_timeout(
+        addr: &Address,
+        tls: &TlsFiles,
+        connect_timeout: Duration,
+        call_timeout: Duration,
+    ) -> Result<Self, BuildkitError> {
+        let channel = addr.channel(tls, connect_timeout).await?;
         let mut control = ControlClient::new(channel)
             .max_decoding_message_size(MAX_MSG)
             .max_encoding_message_size(MAX_MSG);
         let shown = addr.to_string();
-        let info = match tokio::time::timeout(CALL_TIMEOUT, control.info(InfoRequest {})).await {
+        let info = match tokio::time::timeout(call_timeout, control.info(InfoRequest {})).await {
             Err(_) => {
                 return Err(BuildkitError::Timeout {
                     addr: shown,
-                    secs: CALL_TIMEOUT.as_secs(),
+                    secs: call_timeout.as_secs(),
                     what: "Info".into(),
                 });
             }
@@ -281,6 +291,7 @@ impl Client {
         let mut solve_client = self.control.clone();
         let solve = solve_client.solve(req);
         tokio::pin!(solve);
+        let t_solve = Instant::now();
         let outcome = loop {
             tokio::select! {
                 r = &mut solve => break r,
@@ -290,17 +301,19 @@ impl Client {
                 }
             }
         };
+        let t_drain = Instant::now();
         // Drain what the daemon still reports (final vertex states, logs).
-        loop {
-            match tokio::time::timeout(STATUS_DRAIN, st_rx.recv()).await {
-                Ok(Some(msg)) => {
-                    tracker.update(&msg);
-                    on_status(&msg);
-                }
-                Ok(None) | Err(_) => break,
-            }
+        while let Ok(Some(msg)) = tokio::time::timeout(STATUS_DRAIN, st_rx.recv()).await {
+            tracker.update(&msg);
+            on_status(&msg);
         }
         status_task.abort();
+        tracing::debug!(
+            session = ?(t_solve - start),
+            solve = ?(t_drain - t_solve),
+            drain = ?t_drain.elapsed(),
+            "solve phases"
+        );
 
         match outcome {
             Ok(resp) => {
