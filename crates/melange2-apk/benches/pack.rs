@@ -59,7 +59,9 @@ fn generate(root: &Path, total: u64) -> u64 {
     let large = total / 2 / 8;
     std::fs::create_dir_all(root.join("usr/lib/big")).unwrap();
     for i in 0..8 {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(root.join(format!("usr/lib/big/blob{i}.bin"))).unwrap());
+        let mut f = std::io::BufWriter::new(
+            std::fs::File::create(root.join(format!("usr/lib/big/blob{i}.bin"))).unwrap(),
+        );
         let mut left = large;
         while left > 0 {
             let n = left.min(4 << 20) as usize;
@@ -108,45 +110,87 @@ fn child(tree: &Path, out: &Path, threads: usize) {
     let info = PkgInfo::new("bench", "1.0-r0", "x86_64");
     let opts = WriteOptions {
         source_date_epoch: 1_700_000_000,
-        gzip: GzOptions { threads, ..GzOptions::default() },
+        gzip: GzOptions {
+            threads,
+            ..GzOptions::default()
+        },
         ..WriteOptions::default()
     };
     let cpu0 = cpu_secs();
     let start = Instant::now();
     let w = write_package(&t, &info, &ControlFiles::default(), None, &opts, out).unwrap();
     let secs = start.elapsed().as_secs_f64();
-    println!("{secs} {} {} {} {}", peak_rss_kib(), w.file_size, cpu_secs() - cpu0, w.checksum);
+    println!(
+        "{secs} {} {} {} {}",
+        peak_rss_kib(),
+        w.file_size,
+        cpu_secs() - cpu0,
+        w.checksum
+    );
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--child") {
-        child(Path::new(&args[i + 1]), Path::new(&args[i + 2]), args[i + 3].parse().unwrap());
+        child(
+            Path::new(&args[i + 1]),
+            Path::new(&args[i + 2]),
+            args[i + 3].parse().unwrap(),
+        );
         return;
     }
-    let mb: u64 = std::env::var("MELANGE2_BENCH_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
-    let base = std::env::var("MELANGE2_BENCH_DIR").map(PathBuf::from).unwrap_or_else(|_| std::env::temp_dir());
+    let mb: u64 = std::env::var("MELANGE2_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let base = std::env::var("MELANGE2_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| std::env::temp_dir());
     let work = tempfile::tempdir_in(&base).unwrap();
     let tree = work.path().join("tree");
     let t0 = Instant::now();
     let bytes = generate(&tree, mb << 20);
-    println!("generated {:.0} MiB tree in {:.1}s", bytes as f64 / 1048576.0, t0.elapsed().as_secs_f64());
+    println!(
+        "generated {:.0} MiB tree in {:.1}s",
+        bytes as f64 / 1048576.0,
+        t0.elapsed().as_secs_f64()
+    );
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let exe = std::env::current_exe().unwrap();
-    let rounds: usize = std::env::var("MELANGE2_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    let rounds: usize = std::env::var("MELANGE2_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!("load average before runs: {}", load.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
+    println!(
+        "load average before runs: {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     let mut results = Vec::new();
     for threads in [1, cores] {
         // best of `rounds` (the machine is shared)
         let mut best: Option<(f64, u64, u64, f64)> = None;
         let out = work.path().join(format!("out-{threads}.apk"));
         for _ in 0..rounds {
-            let o = Command::new(&exe).arg("--child").arg(&tree).arg(&out).arg(threads.to_string()).output().unwrap();
+            let o = Command::new(&exe)
+                .arg("--child")
+                .arg(&tree)
+                .arg(&out)
+                .arg(threads.to_string())
+                .output()
+                .unwrap();
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
             let line = String::from_utf8_lossy(&o.stdout).trim().to_string();
             let f: Vec<&str> = line.split_whitespace().collect();
-            let run = (f[0].parse().unwrap(), f[1].parse().unwrap(), f[2].parse().unwrap(), f[3].parse().unwrap());
+            let run = (
+                f[0].parse().unwrap(),
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+                f[3].parse().unwrap(),
+            );
             if best.is_none_or(|b| run.0 < b.0) {
                 best = Some(run);
             }
@@ -168,7 +212,11 @@ fn main() {
     println!(
         "targets: speed-up >= 1.7x: {}, peak RSS <= 150 MiB: {}",
         if speedup >= 1.7 { "met" } else { "NOT met" },
-        if results.iter().all(|r| r.1 <= 150 * 1024) { "met" } else { "NOT met" }
+        if results.iter().all(|r| r.1 <= 150 * 1024) {
+            "met"
+        } else {
+            "NOT met"
+        }
     );
     if !identical {
         std::process::exit(1);

@@ -154,9 +154,10 @@ pub(crate) fn from_stream_io(context: &str, e: io::Error) -> Error {
         }
     }
     match e.kind() {
-        io::ErrorKind::UnexpectedEof => {
-            Error::malformed(context, format!("unexpected end of data ({e}): truncated or corrupt"))
-        }
+        io::ErrorKind::UnexpectedEof => Error::malformed(
+            context,
+            format!("unexpected end of data ({e}): truncated or corrupt"),
+        ),
         io::ErrorKind::InvalidData => Error::malformed(context, e.to_string()),
         _ => Error::io(context, e),
     }

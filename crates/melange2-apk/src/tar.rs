@@ -729,7 +729,10 @@ mod tests {
         let r = pax_record("path", &long);
         assert_eq!(
             r.len(),
-            std::str::from_utf8(&r[..3]).unwrap().parse::<usize>().unwrap()
+            std::str::from_utf8(&r[..3])
+                .unwrap()
+                .parse::<usize>()
+                .unwrap()
         );
     }
 

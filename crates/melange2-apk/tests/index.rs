@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use melange2_apk::{
-    ApkIndex, ControlFiles, IndexEntry, Keyring, PackageTree, PkgInfo, RepoBuilder, WriteOptions, index_packages,
-    parse_index_text, read_index, sign_index_file, verify_package, write_package,
+    ApkIndex, ControlFiles, IndexEntry, Keyring, PackageTree, PkgInfo, RepoBuilder, WriteOptions,
+    index_packages, parse_index_text, read_index, sign_index_file, verify_package, write_package,
 };
 
 fn full_entry() -> IndexEntry {
@@ -24,7 +24,11 @@ fn full_entry() -> IndexEntry {
         build_time: 1_700_000_001,
         commit: "deadbeef".into(),
         provider_priority: Some(5),
-        depends: vec!["python-3.12".into(), "so:libc.so.6".into(), "!foo-old".into()],
+        depends: vec![
+            "python-3.12".into(),
+            "so:libc.so.6".into(),
+            "!foo-old".into(),
+        ],
         provides: vec!["py3.12-foo=1.2.3_rc1-r4".into(), "cmd:foo".into()],
         install_if: vec!["foo=1.2.3_rc1-r4".into(), "python-3.12".into()],
         replaces: vec!["foo-compat".into()],
@@ -46,7 +50,10 @@ fn text_roundtrip_every_field() {
     let text = idx.render_text();
     assert!(text.starts_with("C:Q1abcdefghijklmnopqrstuvwxyz0=\nP:py3-foo\nV:1.2.3_rc1-r4\nA:aarch64\nS:12345\nI:67890\nT:Foo: a thing\nU:https://example.invalid\nL:MIT AND Apache-2.0\no:foo\nm:wolfi\nt:1700000001\nc:deadbeef\nD:python-3.12 so:libc.so.6 !foo-old\ni:foo=1.2.3_rc1-r4 python-3.12\np:py3.12-foo=1.2.3_rc1-r4 cmd:foo\nk:5\n"), "{text}");
     // the tiny record still gets t:0 like melange
-    assert!(text.contains("P:tiny\nV:0\nS:0\nI:0\nT:\nt:0\n\n"), "{text}");
+    assert!(
+        text.contains("P:tiny\nV:0\nS:0\nI:0\nT:\nt:0\n\n"),
+        "{text}"
+    );
     let back = parse_index_text(&text).unwrap();
     assert_eq!(back, idx.entries);
 }
@@ -64,17 +71,29 @@ fn parser_is_tolerant_where_apk_is_and_strict_where_apko_is() {
     assert!(err.to_string().contains("line 3"), "{err}");
     let err = parse_index_text("P:a\nS:notanumber\n").unwrap_err();
     assert!(err.to_string().contains("line 2"), "{err}");
-    assert!(parse_index_text("C:Q1x\nV:1\n").is_err(), "record without P:");
+    assert!(
+        parse_index_text("C:Q1x\nV:1\n").is_err(),
+        "record without P:"
+    );
 }
 
 fn build_pkg(dir: &Path, name: &str, version: &str, content: &str) -> PathBuf {
     let mut t = PackageTree::new();
-    t.add_file(&format!("usr/share/{name}/data"), 0o644, content).unwrap();
+    t.add_file(&format!("usr/share/{name}/data"), 0o644, content)
+        .unwrap();
     let mut info = PkgInfo::new(name, version, "x86_64");
     info.description = format!("{name} package");
     info.licenses = vec!["MIT".into()];
     let p = dir.join(info.file_name());
-    write_package(&t, &info, &ControlFiles::default(), Some(&signer()), &WriteOptions::default(), &p).unwrap();
+    write_package(
+        &t,
+        &info,
+        &ControlFiles::default(),
+        Some(&signer()),
+        &WriteOptions::default(),
+        &p,
+    )
+    .unwrap();
     p
 }
 
@@ -104,8 +123,13 @@ fn index_merge_sign_verify() {
     let c1 = build_pkg(d, "c", "3-r0", "c");
     // move b away: merging must not need to re-read it
     std::fs::remove_file(&b1).unwrap();
-    let merged = index_packages(&[a1b.clone(), c1], &out, Some(&out), None, Some(&signer())).unwrap();
-    let names: Vec<(&str, &str)> = merged.entries.iter().map(|e| (e.name.as_str(), e.version.as_str())).collect();
+    let merged =
+        index_packages(&[a1b.clone(), c1], &out, Some(&out), None, Some(&signer())).unwrap();
+    let names: Vec<(&str, &str)> = merged
+        .entries
+        .iter()
+        .map(|e| (e.name.as_str(), e.version.as_str()))
+        .collect();
     assert_eq!(names, [("a", "1.0-r0"), ("b", "1.0-r0"), ("c", "3-r0")]);
     let new_a = IndexEntry::from_package_file(&a1b).unwrap();
     assert_eq!(merged.entries[0].checksum, new_a.checksum);
@@ -116,7 +140,12 @@ fn index_merge_sign_verify() {
     let merged = index_packages(&[a2], &out, Some(&out), None, None).unwrap();
     assert_eq!(merged.find("a").count(), 2);
     // unsigned now
-    assert!(read_index(&out, Some(&keyring())).unwrap_err().to_string().contains("not signed"));
+    assert!(
+        read_index(&out, Some(&keyring()))
+            .unwrap_err()
+            .to_string()
+            .contains("not signed")
+    );
     // sign-index signs, then is a no-op, then --force re-signs with another key
     assert!(sign_index_file(&out, &signer(), false).unwrap());
     assert!(!sign_index_file(&out, &signer(), false).unwrap());
@@ -124,7 +153,10 @@ fn index_merge_sign_verify() {
     let other = melange2_apk::SigningKey::load(&other_key().private).unwrap();
     assert!(sign_index_file(&out, &other, true).unwrap());
     let err = read_index(&out, Some(&keyring())).unwrap_err();
-    assert!(err.to_string().contains("no signature by a trusted key"), "{err}");
+    assert!(
+        err.to_string().contains("no signature by a trusted key"),
+        "{err}"
+    );
     let other_ring = Keyring::from_files(&[&other_key().public]).unwrap();
     let (again, _) = read_index(&out, Some(&other_ring)).unwrap();
     assert_eq!(again, merged);
@@ -136,7 +168,15 @@ fn arch_filter_skips_other_arches() {
     let mut t = PackageTree::new();
     t.add_file("f", 0o644, "x").unwrap();
     let arm = dir.path().join("arm.apk");
-    write_package(&t, &PkgInfo::new("arm", "1-r0", "aarch64"), &ControlFiles::default(), None, &WriteOptions::default(), &arm).unwrap();
+    write_package(
+        &t,
+        &PkgInfo::new("arm", "1-r0", "aarch64"),
+        &ControlFiles::default(),
+        None,
+        &WriteOptions::default(),
+        &arm,
+    )
+    .unwrap();
     let x86 = build_pkg(dir.path(), "x", "1-r0", "x");
     let out = dir.path().join("APKINDEX.tar.gz");
     let idx = index_packages(&[arm, x86], &out, None, Some("x86_64"), None).unwrap();
@@ -166,9 +206,20 @@ fn index_with_apk_tools_member_order_and_hostile_entries() {
     let err = melange2_apk::index::read_index_from(&gz[..], "idx", None).unwrap_err();
     assert!(err.to_string().contains("evil.sh"), "{err}");
     // truncated
-    let good = ApkIndex { entries: vec![full_entry()], description: String::new() }.to_bytes(Some(&signer()), &[melange2_apk::SignatureAlgorithm::RsaSha256]).unwrap();
+    let good = ApkIndex {
+        entries: vec![full_entry()],
+        description: String::new(),
+    }
+    .to_bytes(
+        Some(&signer()),
+        &[melange2_apk::SignatureAlgorithm::RsaSha256],
+    )
+    .unwrap();
     for cut in [1, 10, good.len() / 2, good.len() - 1] {
-        assert!(melange2_apk::index::read_index_from(&good[..cut], "idx", None).is_err(), "cut {cut}");
+        assert!(
+            melange2_apk::index::read_index_from(&good[..cut], "idx", None).is_err(),
+            "cut {cut}"
+        );
     }
     // flipped byte in the index member: signature fails (or gzip fails)
     let mut bad = good.clone();
@@ -181,23 +232,32 @@ fn index_with_apk_tools_member_order_and_hostile_entries() {
 fn repo_builder_makes_a_signed_repository() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("repo");
-    let mut repo = RepoBuilder::new(&root).signer(signer()).description("test repo");
+    let mut repo = RepoBuilder::new(&root)
+        .signer(signer())
+        .description("test repo");
     let mut t = PackageTree::new();
     t.add_file("usr/bin/hello", 0o755, "#!/bin/sh\n").unwrap();
     let mut info = PkgInfo::new("hello", "1.0-r0", "x86_64");
     info.provides.push("cmd:hello=1.0-r0".into());
     repo.add(&info, &t).unwrap();
-    repo.add(&PkgInfo::new("hello", "1.0-r0", "aarch64"), &t).unwrap();
+    repo.add(&PkgInfo::new("hello", "1.0-r0", "aarch64"), &t)
+        .unwrap();
     let indexes = repo.finish().unwrap();
     assert_eq!(indexes.len(), 2);
     let ring = Keyring::from_files(&[root.join("test.rsa.pub")]).unwrap();
     let (idx, _) = read_index(&root.join("x86_64/APKINDEX.tar.gz"), Some(&ring)).unwrap();
     assert_eq!(idx.description, "test repo");
     assert_eq!(idx.entries[0].provides, vec!["cmd:hello=1.0-r0"]);
-    verify_package(&root.join("x86_64/hello-1.0-r0.apk"), &ring, Some(&idx.entries[0].checksum)).unwrap();
+    verify_package(
+        &root.join("x86_64/hello-1.0-r0.apk"),
+        &ring,
+        Some(&idx.entries[0].checksum),
+    )
+    .unwrap();
     // adding later merges
     let mut repo = RepoBuilder::new(&root).signer(signer());
-    repo.add(&PkgInfo::new("world", "2-r0", "x86_64"), &t).unwrap();
+    repo.add(&PkgInfo::new("world", "2-r0", "x86_64"), &t)
+        .unwrap();
     repo.finish().unwrap();
     let (idx, _) = read_index(&root.join("x86_64/APKINDEX.tar.gz"), Some(&ring)).unwrap();
     assert_eq!(idx.entries.len(), 2);
@@ -216,7 +276,15 @@ fn installed_db_entry() {
     let mut info = PkgInfo::new("tool", "1-r0", "x86_64");
     info.replaces.push("old-tool".into());
     info.depends.push("so:libc.so.6".into());
-    let w = write_package(&t, &info, &ControlFiles::default(), None, &WriteOptions::default(), &p).unwrap();
+    let w = write_package(
+        &t,
+        &info,
+        &ControlFiles::default(),
+        None,
+        &WriteOptions::default(),
+        &p,
+    )
+    .unwrap();
     let c = melange2_apk::read_package(&p).unwrap();
     let mut entry = w.index_entry();
     entry.replaces = c.pkginfo.replaces.clone();

@@ -15,13 +15,28 @@ fn keygen_writes_pkcs1_private_and_pkix_public_pem() {
     assert!(private.starts_with("-----BEGIN RSA PRIVATE KEY-----\n"));
     assert!(public.starts_with("-----BEGIN PUBLIC KEY-----\n"));
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     // openssl agrees on the key material
-    let o = Command::new("openssl").args(["rsa", "-check", "-noout", "-in"]).arg(&path).output().unwrap();
+    let o = Command::new("openssl")
+        .args(["rsa", "-check", "-noout", "-in"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = Command::new("openssl").args(["rsa", "-pubout", "-in"]).arg(&path).output().unwrap();
+    let o = Command::new("openssl")
+        .args(["rsa", "-pubout", "-in"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout), public);
-    let o = Command::new("openssl").args(["rsa", "-text", "-noout", "-in"]).arg(&path).output().unwrap();
+    let o = Command::new("openssl")
+        .args(["rsa", "-text", "-noout", "-in"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&o.stdout).contains("2048 bit"));
     // sign with our key, verify with openssl
     let msg = dir.path().join("msg");
@@ -45,18 +60,35 @@ fn keygen_writes_pkcs1_private_and_pkix_public_pem() {
 
 #[test]
 fn key_errors_are_clear() {
-    assert!(generate_key(1024, "small.rsa").unwrap_err().to_string().contains("too small"));
+    assert!(
+        generate_key(1024, "small.rsa")
+            .unwrap_err()
+            .to_string()
+            .contains("too small")
+    );
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("bad.rsa");
     std::fs::write(&p, "not a key").unwrap();
     let e = SigningKey::load(&p).unwrap_err().to_string();
-    assert!(e.contains("bad.rsa") && e.contains("not a PEM RSA private key"), "{e}");
-    let e = SigningKey::load(&dir.path().join("missing.rsa")).unwrap_err().to_string();
+    assert!(
+        e.contains("bad.rsa") && e.contains("not a PEM RSA private key"),
+        "{e}"
+    );
+    let e = SigningKey::load(&dir.path().join("missing.rsa"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("missing.rsa"), "{e}");
     // encrypted legacy PEM
     let enc = dir.path().join("enc.rsa");
     let o = Command::new("openssl")
-        .args(["genrsa", "-traditional", "-aes128", "-passout", "pass:x", "-out"])
+        .args([
+            "genrsa",
+            "-traditional",
+            "-aes128",
+            "-passout",
+            "pass:x",
+            "-out",
+        ])
         .arg(&enc)
         .arg("2048")
         .output()

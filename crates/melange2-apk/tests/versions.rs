@@ -1,7 +1,7 @@
 use std::cmp::Ordering::{self, Equal, Greater, Less};
 
-use melange2_apk::version::{compare, fuzzy_match, is_valid, is_valid_strict, split_name_version};
 use melange2_apk::Version;
+use melange2_apk::version::{compare, fuzzy_match, is_valid, is_valid_strict, split_name_version};
 
 fn check(a: &str, want: Ordering, b: &str) {
     assert_eq!(compare(a, b), want, "{a} vs {b}");
@@ -50,7 +50,11 @@ fn more_vectors() {
     check("1.0_rc", Less, "1.0_cvs");
     check("1.0b", Greater, "1.0a");
     check("1.0z", Less, "1.0.0");
-    check("99999999999999999999999", Greater, "99999999999999999999998");
+    check(
+        "99999999999999999999999",
+        Greater,
+        "99999999999999999999998",
+    );
     check("1.99999999999999999999", Greater, "1.9999999999999999999");
     check("1.0_rc1-r1", Greater, "1.0_rc1");
     check("1.0~abc", Less, "1.0~abd");
@@ -68,31 +72,79 @@ fn more_vectors() {
 
 #[test]
 fn grammar() {
-    for ok in ["1", "1.2.3", "1.2a", "1.0_rc1", "1.0_rc1_p2", "1.0_alpha_beta", "1.0~0a1b", "1.0-r10", "2.0_rc1~abc-r3", "1.2.3_git20240101-r0"] {
+    for ok in [
+        "1",
+        "1.2.3",
+        "1.2a",
+        "1.0_rc1",
+        "1.0_rc1_p2",
+        "1.0_alpha_beta",
+        "1.0~0a1b",
+        "1.0-r10",
+        "2.0_rc1~abc-r3",
+        "1.2.3_git20240101-r0",
+    ] {
         assert!(is_valid(ok), "{ok}");
         assert!(Version::parse(ok).is_ok());
     }
-    for bad in ["", "a", "1.", ".1", "1..2", "1.0a1", "1.0ab", "1.0_foo", "1.0-r", "1.0-1", "1.0~", "1.0~XYZ", "1.0 ", "1.0-r1-r2", "1.0_rc1.2", "v1.0"] {
+    for bad in [
+        "",
+        "a",
+        "1.",
+        ".1",
+        "1..2",
+        "1.0a1",
+        "1.0ab",
+        "1.0_foo",
+        "1.0-r",
+        "1.0-1",
+        "1.0~",
+        "1.0~XYZ",
+        "1.0 ",
+        "1.0-r1-r2",
+        "1.0_rc1.2",
+        "v1.0",
+    ] {
         assert!(!is_valid(bad), "{bad:?}");
         assert!(Version::parse(bad).is_err());
     }
     // strict (apko/melange) grammar: one pre- then one post-suffix, no hash
-    for ok in ["1.2.3", "1.2.3a", "1.2_rc1", "1.2_p3", "1.2_rc1_p2", "1.0-r1", "1.0_git20240101"] {
+    for ok in [
+        "1.2.3",
+        "1.2.3a",
+        "1.2_rc1",
+        "1.2_p3",
+        "1.2_rc1_p2",
+        "1.0-r1",
+        "1.0_git20240101",
+    ] {
         assert!(is_valid_strict(ok), "{ok}");
     }
-    for bad in ["1.0_alpha_beta", "1.0_p1_rc1", "1.0_p1_p2", "1.0~abc", "1.0."] {
+    for bad in [
+        "1.0_alpha_beta",
+        "1.0_p1_rc1",
+        "1.0_p1_p2",
+        "1.0~abc",
+        "1.0.",
+    ] {
         assert!(!is_valid_strict(bad), "{bad}");
     }
 }
 
 #[test]
 fn version_type_and_helpers() {
-    let mut v: Vec<Version> = ["1.10", "1.2", "1.2_rc1", "1.2-r1", "1.2a"].iter().map(|s| s.parse().unwrap()).collect();
+    let mut v: Vec<Version> = ["1.10", "1.2", "1.2_rc1", "1.2-r1", "1.2a"]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
     v.sort();
     let s: Vec<&str> = v.iter().map(Version::as_str).collect();
     assert_eq!(s, ["1.2_rc1", "1.2", "1.2-r1", "1.2a", "1.10"]);
     let r: Version = "3.1_p2-r7".parse().unwrap();
     assert_eq!(r.release(), 7);
     assert_eq!(r.without_release(), "3.1_p2");
-    assert_eq!(split_name_version("lib-foo-2-1.0-r0"), Some(("lib-foo-2", "1.0-r0")));
+    assert_eq!(
+        split_name_version("lib-foo-2-1.0-r0"),
+        Some(("lib-foo-2", "1.0-r0"))
+    );
 }
