@@ -48,7 +48,7 @@ pub use keys::{
 pub use pkginfo::PkgInfo;
 pub use reader::{
     DataEntry, DataSummary, PackageContents, PackageReader, SignatureEntry, read_package,
-    verify_package,
+    verify_package, verify_package_from_index,
 };
 pub use repo::{RepoBuilder, VerifiedFile, sign_package_file, verify_file};
 pub use tar::EntryType;

@@ -854,3 +854,57 @@ pub fn verify_package(
     contents.trusted_key = Some(key);
     Ok(contents)
 }
+
+/// Verify a package fetched through an index (apko's transitive trust): its
+/// control checksum must equal the record's `C:`, its size the record's `S:`
+/// (when non-zero), and its data must match `datahash` and the per-file
+/// checksums. No signature is needed; verify the index with a keyring first.
+///
+/// # Errors
+/// [`Error::Verification`] naming the file and the failed check.
+pub fn verify_package_from_index(
+    path: &Path,
+    entry: &crate::index::IndexEntry,
+) -> Result<PackageContents> {
+    let ctx = path.display().to_string();
+    let reader = PackageReader::open(path)?;
+    let got = reader.checksum();
+    if got != entry.checksum {
+        return Err(Error::verification(
+            &ctx,
+            format!(
+                "control checksum {got} does not match the index checksum {}",
+                entry.checksum
+            ),
+        ));
+    }
+    if reader.pkginfo().name != entry.name || reader.pkginfo().version != entry.version {
+        return Err(Error::verification(
+            &ctx,
+            format!(
+                "package is {}-{}, the index record is {}-{}",
+                reader.pkginfo().name,
+                reader.pkginfo().version,
+                entry.name,
+                entry.version
+            ),
+        ));
+    }
+    if reader.pkginfo().datahash.is_empty() {
+        return Err(Error::verification(
+            &ctx,
+            "package has no datahash; its data cannot be checked",
+        ));
+    }
+    let contents = reader.into_contents()?;
+    if entry.size != 0 && contents.file_size != entry.size {
+        return Err(Error::verification(
+            &ctx,
+            format!(
+                "file size {} does not match the index size {}",
+                contents.file_size, entry.size
+            ),
+        ));
+    }
+    Ok(contents)
+}

@@ -636,3 +636,57 @@ fn invalid_metadata_is_refused_and_nothing_is_left_behind() {
     );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn disk_xattrs_long_paths_and_index_trust() {
+    let src = tempfile::tempdir().unwrap();
+    let long_dir = format!("usr/share/{}", "long-directory-name/".repeat(8));
+    std::fs::create_dir_all(src.path().join(&long_dir)).unwrap();
+    let long_file = src.path().join(&long_dir).join("file-with-a-long-name.txt");
+    std::fs::write(&long_file, "long").unwrap();
+    let xattr_ok = xattr::set(&long_file, "user.melange2", b"yes").is_ok();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("p.apk");
+    let w = melange2_apk::write_package_from_dir(
+        src.path(),
+        &sample_info(),
+        &ControlFiles::default(),
+        None,
+        &opts(2),
+        &out,
+    )
+    .unwrap();
+    let entry = w.index_entry();
+    let c = melange2_apk::verify_package_from_index(&out, &entry).unwrap();
+    let rel = format!("{long_dir}file-with-a-long-name.txt");
+    assert!(rel.len() > 150);
+    let e = c
+        .data
+        .entries
+        .iter()
+        .find(|e| e.path == rel)
+        .expect("long path round-trips");
+    if xattr_ok {
+        assert_eq!(
+            e.xattrs.get("user.melange2").map(Vec::as_slice),
+            Some(b"yes".as_slice())
+        );
+    }
+    // a record for another build of the package is refused
+    let mut other = entry.clone();
+    other.checksum = "Q1AAAAAAAAAAAAAAAAAAAAAAAAAAA=".into();
+    let err = melange2_apk::verify_package_from_index(&out, &other).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("does not match the index checksum"),
+        "{err}"
+    );
+    let mut other = entry;
+    other.size += 1;
+    assert!(
+        melange2_apk::verify_package_from_index(&out, &other)
+            .unwrap_err()
+            .to_string()
+            .contains("size")
+    );
+}
