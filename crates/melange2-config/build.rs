@@ -4,7 +4,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in rd.flatten() {
         let p = entry.path();
         if p.is_dir() {
@@ -16,7 +18,8 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn main() {
-    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let dir = root.join("pipelines");
     println!("cargo:rerun-if-changed=pipelines");
     println!("cargo:rerun-if-changed=build.rs");
@@ -31,12 +34,19 @@ fn main() {
         })
         .collect();
     entries.sort();
-    let mut code = String::from("/// Embedded pipelines: (name, YAML text), sorted by name.\npub(crate) static EMBEDDED: &[(&str, &str)] = &[\n");
+    let mut code = String::from(
+        "/// Embedded pipelines: (name, YAML text), sorted by name.\npub(crate) static EMBEDDED: &[(&str, &str)] = &[\n",
+    );
     for (name, path) in &entries {
         println!("cargo:rerun-if-changed={}", path.display());
-        let _ = writeln!(code, "    ({name:?}, include_str!({:?})),", path.display().to_string());
+        let _ = writeln!(
+            code,
+            "    ({name:?}, include_str!({:?})),",
+            path.display().to_string()
+        );
     }
     code.push_str("];\n");
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("embedded_pipelines.rs");
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"))
+        .join("embedded_pipelines.rs");
     std::fs::write(out, code).expect("write embedded_pipelines.rs");
 }

@@ -150,6 +150,9 @@ impl Source {
             } else {
                 format!("{path}.{field}")
             };
+            if e.location().is_none() {
+                (line, column) = locate::position(&self.text, &path, At::Key);
+            }
             rest = if expected.is_empty() {
                 format!("unknown key {field:?}")
             } else {
@@ -158,6 +161,9 @@ impl Source {
                     expected.join(", ")
                 )
             };
+        }
+        if e.location().is_none() && (line, column) == (1, 1) && !path.is_empty() {
+            (line, column) = locate::position(&self.text, &path, At::Value);
         }
         Error::Config(Box::new(Diagnostic {
             file: self.name.to_string(),

@@ -60,6 +60,34 @@ pub fn load_file(path: &Path, opts: &ParseOptions) -> Result<Config> {
 
 /// Decode the text strictly, without any substitution (used by `lint-config`).
 pub(crate) fn decode(source: &Source) -> Result<Configuration> {
+    if source.text.contains("<<:") {
+        // YAML merge keys (`<<: *anchor`), which Go's decoder applies: go through a
+        // generic value. Positions of later errors are recovered from the field path.
+        let mut v: serde_norway::Value =
+            serde_norway::from_str(&source.text).map_err(|e| source.yaml_error(&e))?;
+        v.apply_merge().map_err(|e| source.yaml_error(&e))?;
+        return serde_norway::from_value::<Configuration>(v.clone()).map_err(|e| {
+            // `from_value` errors carry no path: decode the merged document as text to get
+            // one, then point into the original file.
+            let merged = serde_norway::to_string(&v).unwrap_or_default();
+            let msrc = Source::new(source.name.clone(), merged);
+            match serde_norway::from_str::<Configuration>(&msrc.text) {
+                Err(e2) => match msrc.yaml_error(&e2) {
+                    Error::Config(mut d) => {
+                        let at = if d.message.starts_with("unknown key") {
+                            At::Key
+                        } else {
+                            At::Value
+                        };
+                        (d.line, d.column) = crate::locate::position(&source.text, &d.path, at);
+                        Error::Config(d)
+                    }
+                    other => other,
+                },
+                Ok(_) => source.yaml_error(&e),
+            }
+        });
+    }
     serde_norway::from_str::<Configuration>(&source.text).map_err(|e| source.yaml_error(&e))
 }
 
