@@ -87,6 +87,17 @@ fn main() {
         s,
         FILES as f64 / s
     );
+    // lint-config over the same files (parallel, every rule including a compile).
+    let t = Instant::now();
+    let report = melange2_config::lint::lint_files(&[tmp.path().to_path_buf()], &PipelineRegistry::new(Vec::new()));
+    let s = t.elapsed().as_secs_f64();
+    println!(
+        "compile_corpus: lint-config: {} files in {:.3} s = {:.0} files/s ({} findings)",
+        report.files,
+        s,
+        report.files as f64 / s,
+        report.findings.len()
+    );
     // Both architectures, as a multi-arch build compiles each file twice.
     let t = Instant::now();
     let reg = PipelineRegistry::new(Vec::new());
