@@ -186,11 +186,7 @@ pub fn compile(
 }
 
 fn undefined(src: &Source, path: &str, name: &str) -> Error {
-    src.error(
-        path,
-        At::Value,
-        format!("variable \"${{{{{name}}}}}\" is not defined"),
-    )
+    src.error(path, At::Value, subst::describe_failure(name))
 }
 
 /// The compile-phase substitution map of the main package (B in the spec).

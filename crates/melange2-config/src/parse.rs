@@ -266,7 +266,7 @@ pub(crate) fn apply_var_transforms(
 ) -> std::result::Result<(), (usize, String)> {
     for (i, vt) in cfg.var_transforms.iter().enumerate() {
         let from = subst::substitute(&vt.from, mode, |k| map.get(k).map(String::as_str))
-            .map_err(|name| (i, format!("variable {name:?} is not defined")))?;
+            .map_err(|name| (i, subst::describe_failure(&name)))?;
         if mode == subst::Mode::Lenient && subst::has_refs(&from) {
             // Depends on compile-phase variables: leave `${{vars.<to>}}` for the compile phase.
             continue;
@@ -418,9 +418,13 @@ fn strict_pass(config: &mut Config, p: &HashMap<String, String>) -> Result<()> {
                 src.error(
                     &path,
                     At::Value,
-                    format!(
-                        "variable \"${{{{{name}}}}}\" is not defined here (dependency and environment package lists may only use package.*, vars.* and range.*)"
-                    ),
+                    if name.starts_with("${{") {
+                        subst::describe_failure(&name)
+                    } else {
+                        format!(
+                            "variable \"${{{{{name}}}}}\" is not defined here (dependency and environment package lists may only use package.*, vars.* and range.*)"
+                        )
+                    },
                 )
             })?;
         }

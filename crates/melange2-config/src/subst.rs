@@ -24,7 +24,7 @@ fn next_occurrence(s: &str, mut from: usize) -> Option<Occurrence<'_>> {
         let start = from + rel;
         let mut i = start + 3;
         let ws_before = i;
-        while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
+        while i < b.len() && b[i] == b' ' {
             i += 1;
         }
         let had_ws = i != ws_before;
@@ -34,7 +34,7 @@ fn next_occurrence(s: &str, mut from: usize) -> Option<Occurrence<'_>> {
         }
         let ne = i;
         let ws2 = i;
-        while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
+        while i < b.len() && b[i] == b' ' {
             i += 1;
         }
         let had_ws = had_ws || i != ws2;
@@ -101,7 +101,21 @@ pub(crate) enum Mode {
     Lenient,
 }
 
-/// Compile-phase substitution. Returns the unknown name on failure.
+/// A `${{` that does not start a well-formed reference, as melange's parser rejects it.
+fn malformed(s: &str, from: usize, to: usize) -> Option<String> {
+    let i = s[from..to].find("${{")? + from;
+    let end = s[i..]
+        .find("}}")
+        .map_or_else(|| s.len().min(i + 40), |e| i + e + 2);
+    let mut end = end.min(i + 60);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(s[i..end].to_string())
+}
+
+/// Compile-phase substitution. On failure returns the unknown name, or for a malformed
+/// reference the offending text (which starts with `${{`).
 pub(crate) fn substitute<'a>(
     s: &str,
     mode: Mode,
@@ -114,6 +128,11 @@ pub(crate) fn substitute<'a>(
     let mut last = 0;
     let mut from = 0;
     while let Some(o) = next_occurrence(s, from) {
+        if mode != Mode::Lenient
+            && let Some(bad) = malformed(s, from, o.start)
+        {
+            return Err(bad);
+        }
         from = o.end;
         match lookup(o.name) {
             Some(v) => {
@@ -129,8 +148,24 @@ pub(crate) fn substitute<'a>(
             None => return Err(o.name.to_string()),
         }
     }
+    if mode != Mode::Lenient
+        && let Some(bad) = malformed(s, from, s.len())
+    {
+        return Err(bad);
+    }
     out.push_str(&s[last..]);
     Ok(out)
+}
+
+/// Error text for a failed substitution (see [`substitute`]).
+pub(crate) fn describe_failure(name: &str) -> String {
+    if name.starts_with("${{") {
+        format!(
+            "malformed variable reference {name:?} (write ${{{{name}}}} with letters, digits, '.', '-' or '_')"
+        )
+    } else {
+        format!("variable \"${{{{{name}}}}}\" is not defined")
+    }
 }
 
 /// Go's `strconv.Quote` for the characters that matter in conditions.
@@ -203,9 +238,19 @@ mod tests {
             "\"hello\" == 'x'"
         );
         assert_eq!(
-            substitute("$${{ }} ${{}}", Mode::Strict, f).unwrap(),
+            substitute("$${{ }} ${{}}", Mode::Lenient, f).unwrap(),
             "$${{ }} ${{}}"
         );
+        assert_eq!(
+            substitute("a ${{ x y }} b", Mode::Strict, f).unwrap_err(),
+            "${{ x y }}"
+        );
+        assert_eq!(
+            substitute("${{package.name}} ${{", Mode::Strict, f).unwrap_err(),
+            "${{"
+        );
+        // Only spaces are allowed around the name.
+        assert!(substitute("${{\tpackage.name}}", Mode::Strict, f).is_err());
         assert_eq!(go_quote("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
     }
 }
