@@ -7,6 +7,10 @@
 #   scripts/buildkit.sh stop           stop the daemon started by `start` (by pid)
 #   scripts/buildkit.sh status         print the address if the daemon answers, exit 1 otherwise
 #   scripts/buildkit.sh addr           print the address `start` uses
+#   scripts/buildkit.sh env            print shell exports for the TLS listener (tests use it)
+#
+# Besides the unix socket, the daemon listens on tcp://127.0.0.1:$MELANGE2_BUILDKIT_TCP_PORT
+# (default 21234) with mutual TLS, using a throwaway CA made with openssl in the state dir.
 #
 # Every step is idempotent. Environment:
 #   MELANGE2_BUILDKIT_STATE  state dir (default: $XDG_STATE_HOME/melange2/buildkitd)
@@ -21,6 +25,8 @@ tools_dir="${MELANGE2_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/melange2/tools}
 sock="$state_dir/buildkitd.sock"
 addr="unix://$sock"
 pidfile="$state_dir/buildkitd.pid"
+tcp_port="${MELANGE2_BUILDKIT_TCP_PORT:-21234}"
+certs="$state_dir/certs"
 logfile="$state_dir/buildkitd.log"
 
 log() { printf 'buildkit.sh: %s\n' "$*" >&2; }
@@ -75,6 +81,34 @@ install_buildkit() {
   done
 }
 
+# A CA, a server certificate for 127.0.0.1/localhost and a client certificate (mTLS).
+make_certs() {
+  [ -f "$certs/client-key.pem" ] && return 0
+  command -v openssl >/dev/null || apt_install openssl
+  mkdir -p "$certs"
+  local o=(-days 3650 -sha256)
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$certs/ca-key.pem" -out "$certs/ca.pem" \
+    "${o[@]}" -subj "/CN=melange2 test CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    2>/dev/null
+  local who
+  for who in server client; do
+    local ext
+    if [ "$who" = server ]; then
+      ext="subjectAltName=DNS:localhost,IP:127.0.0.1
+extendedKeyUsage=serverAuth"
+    else
+      ext="extendedKeyUsage=clientAuth"
+    fi
+    openssl req -newkey rsa:2048 -nodes -keyout "$certs/$who-key.pem" -out "$certs/$who.csr" \
+      -subj "/CN=melange2 test $who" 2>/dev/null
+    printf '%s\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n' \
+      "$ext" >"$certs/$who.ext"
+    openssl x509 -req -in "$certs/$who.csr" -CA "$certs/ca.pem" -CAkey "$certs/ca-key.pem" \
+      -CAcreateserial -out "$certs/$who.pem" "${o[@]}" -extfile "$certs/$who.ext" 2>/dev/null
+  done
+}
+
 answers() {
   local ctl
   ctl=$(find_bin buildctl) || return 1
@@ -93,7 +127,10 @@ start() {
     local bkd
     bkd=$(find_bin buildkitd) || die "buildkitd not installed"
     log "starting $bkd on $addr (log: $logfile)"
+    make_certs
     setsid "$bkd" --root "$state_dir/root" --addr "$addr" \
+      --addr "tcp://127.0.0.1:$tcp_port" \
+      --tlscacert "$certs/ca.pem" --tlscert "$certs/server.pem" --tlskey "$certs/server-key.pem" \
       --oci-worker=true --containerd-worker=false >"$logfile" 2>&1 </dev/null &
     echo $! >"$pidfile"
   fi
@@ -125,5 +162,9 @@ case "${1:-}" in
   stop) stop ;;
   status) answers && echo "$addr" ;;
   addr) echo "$addr" ;;
-  *) sed -n '2,13p' "$0" >&2; exit 2 ;;
+  env)
+    echo "export MELANGE2_BUILDKIT_TLS_ADDR=tcp://127.0.0.1:$tcp_port"
+    echo "export MELANGE2_BUILDKIT_TLS_DIR=$certs"
+    ;;
+  *) sed -n '2,17p' "$0" >&2; exit 2 ;;
 esac

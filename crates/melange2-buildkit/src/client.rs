@@ -156,10 +156,16 @@ impl Client {
                     min: version_string(MIN_VERSION),
                 });
             }
-            Ok(Err(s)) if s.code() == tonic::Code::Unavailable => {
+            Ok(Err(s)) if matches!(s.code(), tonic::Code::Unavailable | tonic::Code::Unknown) => {
+                let mut reason = crate::addr::error_chain(&s);
+                if matches!(addr, Address::Tcp(_)) && tls.cert.is_none() {
+                    reason.push_str(
+                        " (if the daemon requires client certificates, pass --tlscert and --tlskey)",
+                    );
+                }
                 return Err(BuildkitError::Connect {
                     addr: shown,
-                    reason: crate::addr::error_chain(&s),
+                    reason,
                 });
             }
             Ok(Err(s)) => {
