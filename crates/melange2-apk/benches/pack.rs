@@ -38,7 +38,11 @@ fn fill(rng: &mut Rng, words: &[Vec<u8>], out: &mut Vec<u8>, len: usize, random_
             for _ in 0..64 {
                 let w = &words[(rng.next() % words.len() as u64) as usize];
                 out.extend_from_slice(w);
-                out.push(if rng.next() % 12 == 0 { b'\n' } else { b' ' });
+                out.push(if rng.next().is_multiple_of(12) {
+                    b'\n'
+                } else {
+                    b' '
+                });
             }
         }
     }

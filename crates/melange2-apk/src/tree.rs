@@ -164,8 +164,12 @@ pub(crate) struct Spool {
 }
 
 impl Spool {
-    fn new() -> Result<Self> {
-        let file = tempfile::tempfile().map_err(|e| Error::io("creating spool file", e))?;
+    fn new(dir: Option<&Path>) -> Result<Self> {
+        let file = match dir {
+            Some(d) => tempfile::tempfile_in(d),
+            None => tempfile::tempfile(),
+        }
+        .map_err(|e| Error::io("creating spool file", e))?;
         Ok(Spool { file, len: 0 })
     }
 
@@ -504,6 +508,20 @@ impl PackageTree {
         reader: R,
         prefixes: &[&str],
     ) -> Result<BTreeMap<String, PackageTree>> {
+        Self::split_tar_in(reader, prefixes, None)
+    }
+
+    /// [`PackageTree::split_tar`] with the content spool created in
+    /// `spool_dir` (default: the system temporary directory), e.g. on the
+    /// same disk as the output when `/tmp` is small.
+    ///
+    /// # Errors
+    /// As [`PackageTree::split_tar`].
+    pub fn split_tar_in<R: Read>(
+        reader: R,
+        prefixes: &[&str],
+        spool_dir: Option<&Path>,
+    ) -> Result<BTreeMap<String, PackageTree>> {
         let mut norm_prefixes: Vec<(String, String)> = Vec::new();
         for p in prefixes {
             let n = normalize_path(p)?.unwrap_or_default();
@@ -511,7 +529,7 @@ impl PackageTree {
         }
         // longest prefix first
         norm_prefixes.sort_by_key(|p| std::cmp::Reverse(p.1.len()));
-        let mut spool = Spool::new()?;
+        let mut spool = Spool::new(spool_dir)?;
         let mut trees: BTreeMap<String, PackageTree> = prefixes
             .iter()
             .map(|p| ((*p).to_string(), PackageTree::new()))
