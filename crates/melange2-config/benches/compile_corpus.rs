@@ -89,7 +89,10 @@ fn main() {
     );
     // lint-config over the same files (parallel, every rule including a compile).
     let t = Instant::now();
-    let report = melange2_config::lint::lint_files(&[tmp.path().to_path_buf()], &PipelineRegistry::new(Vec::new()));
+    let report = melange2_config::lint::lint_files(
+        &[tmp.path().to_path_buf()],
+        &PipelineRegistry::new(Vec::new()),
+    );
     let s = t.elapsed().as_secs_f64();
     println!(
         "compile_corpus: lint-config: {} files in {:.3} s = {:.0} files/s ({} findings)",
