@@ -200,23 +200,43 @@ fn references_var(text: &str, name: &str) -> bool {
     false
 }
 
-/// `cmd &` (not `&&`, not `>&`) without any `>` redirection on the same line.
+/// A background job (`cmd &`, not `&&`, `>&`, `&>`) whose command has no `>` redirection.
 fn backgrounds_without_redirect(line: &str) -> bool {
-    let code = match line.find(" #") {
-        Some(i) => &line[..i],
-        None => line,
-    };
-    let t = code.trim_end();
-    if t.trim_start().starts_with('#') {
-        return false;
+    let b = line.as_bytes();
+    let (mut sq, mut dq) = (false, false);
+    let mut seg_start = 0;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'\\' if !sq => {
+                i += 2;
+                continue;
+            }
+            b'\'' if !dq => sq = !sq,
+            b'"' if !sq => dq = !dq,
+            b'#' if !sq && !dq && (i == 0 || b[i - 1].is_ascii_whitespace()) => break,
+            b';' | b'|' if !sq && !dq => seg_start = i + 1,
+            b'&' if !sq && !dq => {
+                let prev = if i > 0 { b[i - 1] } else { b' ' };
+                let next = b.get(i + 1).copied().unwrap_or(b' ');
+                if next == b'&' {
+                    i += 2;
+                    seg_start = i;
+                    continue;
+                }
+                if prev != b'>' && prev != b'<' && next != b'>' {
+                    if !line[seg_start..i].contains('>') && !line[seg_start..i].trim().is_empty() {
+                        return true;
+                    }
+                    seg_start = i + 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
     }
-    let Some(before) = t.strip_suffix('&') else {
-        return false;
-    };
-    if before.ends_with('&') || before.ends_with('>') || before.ends_with('|') {
-        return false;
-    }
-    !before.contains('>')
+    false
 }
 
 fn for_each_step(cfg: &Configuration, f: &mut dyn FnMut(&str, &Pipeline)) {
@@ -355,6 +375,13 @@ mod tests {
         assert!(!backgrounds_without_redirect("  a && b"));
         assert!(!backgrounds_without_redirect("  # ./server &"));
         assert!(!backgrounds_without_redirect("  foo 2>&1"));
+        assert!(backgrounds_without_redirect("./daemon & echo started"));
+        assert!(!backgrounds_without_redirect(
+            "./daemon >/dev/null 2>&1 & echo started"
+        ));
+        assert!(!backgrounds_without_redirect("echo 'a & b'"));
+        assert!(!backgrounds_without_redirect("cmd &> log &"));
+        assert!(backgrounds_without_redirect("a && b &"));
     }
 
     #[test]

@@ -1,0 +1,157 @@
+//! End-to-end tests of `melange2 compile|query|package-version|lint-config`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn melange2(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_melange2"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("run melange2")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const RECIPE: &str = r#"package:
+  name: hello
+  version: "2.12"
+  epoch: 1
+environment:
+  contents:
+    packages: [busybox]
+pipeline:
+  - uses: fetch
+    with:
+      uri: https://example.invalid/hello-${{package.version}}.tar.gz
+      expected-sha256: cf04af86dc085268c5f4470fbae49b18afbc221b78096aab842d934a76bad0ab
+  - runs: echo ${{build.arch}} ${{vars.greeting}}
+vars:
+  greeting: hi
+subpackages:
+  - name: hello-doc
+    pipeline:
+      - uses: split/manpages
+"#;
+
+fn setup() -> (tempfile::TempDir, PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("hello.yaml");
+    std::fs::write(&f, RECIPE).unwrap();
+    (d, f)
+}
+
+#[test]
+fn compile_prints_stable_json() {
+    let (d, _) = setup();
+    let a = melange2(&["compile", "hello.yaml", "--arch", "arm64"], d.path());
+    assert!(a.status.success(), "{}", stderr(&a));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&a)).unwrap();
+    assert_eq!(v["arch"], "aarch64");
+    assert_eq!(v["package"]["full_version"], "2.12-r1");
+    assert_eq!(v["pipeline"][1]["runs"], "echo aarch64 hi");
+    let pk: Vec<&str> = v["environment"]["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(pk, ["busybox", "wget"]);
+    let b = melange2(&["compile", "hello.yaml", "--arch", "aarch64"], d.path());
+    assert_eq!(a.stdout, b.stdout, "same input, same bytes");
+
+    // -o writes the same JSON to a file.
+    let o = melange2(
+        &[
+            "compile",
+            "hello.yaml",
+            "--arch",
+            "aarch64",
+            "-o",
+            "plan.json",
+        ],
+        d.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(d.path().join("plan.json")).unwrap(), a.stdout);
+}
+
+#[test]
+fn compile_errors_name_file_line_column() {
+    let (d, f) = setup();
+    std::fs::write(&f, RECIPE.replace("  epoch: 1", "  epcho: 1")).unwrap();
+    let o = melange2(&["compile", "hello.yaml", "--arch", "x86_64"], d.path());
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("hello.yaml:4:3: package.epcho: unknown key \"epcho\""),
+        "{e}"
+    );
+    assert!(e.contains("(did you mean \"epoch\"?)"), "{e}");
+
+    let o = melange2(&["compile", "hello.yaml", "--arch", "sparc"], d.path());
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("unknown architecture \"sparc\""),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn query_and_package_version() {
+    let (d, _) = setup();
+    let o = melange2(
+        &[
+            "query",
+            "hello.yaml",
+            "{{ .Package.Name }}-{{ .Package.Version }}",
+        ],
+        d.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "hello-2.12\n");
+    let o = melange2(&["package-version", "hello.yaml"], d.path());
+    assert_eq!(stdout(&o), "hello-2.12-r1\n");
+}
+
+#[test]
+fn lint_config_exit_codes() {
+    let (d, f) = setup();
+    let ok = melange2(&["lint-config", "."], d.path());
+    assert!(ok.status.success(), "{}{}", stdout(&ok), stderr(&ok));
+    assert!(
+        stderr(&ok).contains("1 files checked: 0 errors, 0 warnings"),
+        "{}",
+        stderr(&ok)
+    );
+
+    std::fs::write(
+        d.path().join("bg.yaml"),
+        RECIPE.replace("echo ${{build.arch}}", "./daemon & echo"),
+    )
+    .unwrap();
+    let warn = melange2(&["lint-config", "."], d.path());
+    assert!(warn.status.success());
+    assert!(
+        stdout(&warn).contains("warning[background-process]"),
+        "{}",
+        stdout(&warn)
+    );
+    let strict = melange2(&["lint-config", "--strict", "."], d.path());
+    assert!(!strict.status.success());
+
+    std::fs::write(&f, RECIPE.replace("      expected-sha256: cf04af86dc085268c5f4470fbae49b18afbc221b78096aab842d934a76bad0ab\n", "")).unwrap();
+    let bad = melange2(&["lint-config", "--json", "hello.yaml"], d.path());
+    assert!(!bad.status.success());
+    let first: serde_json::Value =
+        serde_json::from_str(stdout(&bad).lines().next().unwrap()).unwrap();
+    assert_eq!(first["rule"], "missing-checksum");
+    assert_eq!(first["severity"], "error");
+}
