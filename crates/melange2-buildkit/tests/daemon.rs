@@ -400,3 +400,63 @@ async fn missing_local_dir_is_a_clear_error() {
         .to_string();
     assert!(err.contains("not-served"), "{err}");
 }
+
+/// Serve `body` for every request on 127.0.0.1 (HEAD gets the headers only).
+fn serve_http(body: Vec<u8>) -> (String, std::thread::JoinHandle<()>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hello.txt", listener.local_addr().unwrap());
+    let h = std::thread::spawn(move || {
+        listener.set_nonblocking(false).unwrap();
+        for conn in listener.incoming().take(8) {
+            let Ok(mut s) = conn else { break };
+            let mut req = [0u8; 4096];
+            let n = s.read(&mut req).unwrap_or(0);
+            let head = String::from_utf8_lossy(&req[..n]).starts_with("HEAD");
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            if !head {
+                let _ = s.write_all(&body);
+            }
+        }
+    });
+    (url, h)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_source_with_checksum() {
+    use melange2_buildkit::llb::HttpSource;
+    use sha2::Digest;
+    let c = client().await;
+    let body = format!("payload {}\n", nonce()).into_bytes();
+    let sum = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&body)));
+    let (url, _server) = serve_http(body.clone());
+    let src = HttpSource::new(url.clone())
+        .checksum(sum)
+        .filename("payload.txt")
+        .perm(0o600)
+        .build();
+    let (_, tar) = solve_to_tar(&c, &src, SolveOptions::default())
+        .await
+        .unwrap();
+    let e = tar_entries(&tar);
+    assert_eq!(e["payload.txt"].1, body);
+    assert_eq!(e["payload.txt"].0.mode().unwrap() & 0o777, 0o600);
+
+    // A wrong checksum is refused by the daemon.
+    let (url, _server) = serve_http(b"other content".to_vec());
+    let bad = HttpSource::new(url)
+        .checksum(format!("sha256:{}", "0".repeat(64)))
+        .build();
+    let err = solve(&c, &bad, SolveOptions::default())
+        .await
+        .expect_err("checksum mismatch")
+        .to_string();
+    assert!(
+        err.contains("digest mismatch") || err.contains("checksum"),
+        "{err}"
+    );
+}
