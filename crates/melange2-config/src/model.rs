@@ -41,6 +41,28 @@ where
         .collect())
 }
 
+/// A boolean as Go's YAML decoder reads it into a `bool` (YAML 1.1 spellings included:
+/// `yes`/`no`, `on`/`off`, `y`/`n`); null is false.
+pub(crate) fn yaml_bool<'de, D>(d: D) -> Result<bool, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let Some(s) = Option::<String>::deserialize(d)? else {
+        return Ok(false);
+    };
+    match s.as_str() {
+        "true" | "True" | "TRUE" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "y" | "Y" => {
+            Ok(true)
+        }
+        "false" | "False" | "FALSE" | "no" | "No" | "NO" | "off" | "Off" | "OFF" | "n" | "N" => {
+            Ok(false)
+        }
+        other => Err(serde::de::Error::custom(format!(
+            "invalid boolean {other:?} (use true or false)"
+        ))),
+    }
+}
+
 fn is_false(b: &bool) -> bool {
     !*b
 }
@@ -258,25 +280,25 @@ pub struct Dependencies {
 pub struct PackageOption {
     #[serde(
         default,
-        deserialize_with = "nullable",
+        deserialize_with = "yaml_bool",
         skip_serializing_if = "is_false"
     )]
     pub no_provides: bool,
     #[serde(
         default,
-        deserialize_with = "nullable",
+        deserialize_with = "yaml_bool",
         skip_serializing_if = "is_false"
     )]
     pub no_depends: bool,
     #[serde(
         default,
-        deserialize_with = "nullable",
+        deserialize_with = "yaml_bool",
         skip_serializing_if = "is_false"
     )]
     pub no_commands: bool,
     #[serde(
         default,
-        deserialize_with = "nullable",
+        deserialize_with = "yaml_bool",
         skip_serializing_if = "is_false"
     )]
     pub no_versioned_shlib_deps: bool,
@@ -774,7 +796,7 @@ pub struct Input {
     pub default: String,
     #[serde(
         default,
-        deserialize_with = "nullable",
+        deserialize_with = "yaml_bool",
         skip_serializing_if = "is_false"
     )]
     pub required: bool,
@@ -955,23 +977,23 @@ pub struct Capabilities {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Update {
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "yaml_bool")]
     pub enabled: bool,
     #[serde(
         default,
-        deserialize_with = "nullable",
+        deserialize_with = "yaml_bool",
         skip_serializing_if = "is_false"
     )]
     pub manual: bool,
     #[serde(
         default,
-        deserialize_with = "nullable",
+        deserialize_with = "yaml_bool",
         skip_serializing_if = "is_false"
     )]
     pub require_sequential: bool,
     #[serde(
         default,
-        deserialize_with = "nullable",
+        deserialize_with = "yaml_bool",
         skip_serializing_if = "is_false"
     )]
     pub shared: bool,
@@ -1017,7 +1039,7 @@ pub struct Update {
     pub schedule: Option<Schedule>,
     #[serde(
         default,
-        deserialize_with = "nullable",
+        deserialize_with = "yaml_bool",
         skip_serializing_if = "is_false"
     )]
     pub enable_prerelease_tags: bool,
@@ -1093,7 +1115,7 @@ pub struct GitHubMonitor {
     pub tag_filter_contains: String,
     #[serde(
         default,
-        deserialize_with = "nullable",
+        deserialize_with = "yaml_bool",
         skip_serializing_if = "is_false"
     )]
     pub use_tag: bool,
