@@ -226,12 +226,22 @@ impl FileActions {
         self
     }
     /// Create a symlink `new` → `old` (BuildKit ≥ v0.19).
-    pub fn symlink(mut self, old: &str, new: &str) -> Self {
+    pub fn symlink(self, old: &str, new: &str) -> Self {
+        self.symlink_with(old, new, None, None)
+    }
+    /// Create a symlink with explicit owner and mtime (unix ns).
+    pub fn symlink_with(
+        mut self,
+        old: &str,
+        new: &str,
+        owner: Option<ChownOpt>,
+        timestamp: Option<i64>,
+    ) -> Self {
         self.actions.push(Action::Symlink {
             old: old.to_string(),
             new: abs(new),
-            owner: None,
-            timestamp: None,
+            owner,
+            timestamp,
         });
         self
     }
