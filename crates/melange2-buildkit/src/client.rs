@@ -106,6 +106,8 @@ pub struct SolveResult {
     pub exporter_response: BTreeMap<String, String>,
     /// Wall time of the solve.
     pub duration: Duration,
+    /// File content bytes sent for local sources (0 when the daemon had everything).
+    pub local_bytes_sent: u64,
 }
 
 impl SolveResult {
@@ -328,6 +330,7 @@ impl Client {
                     vertices: tracker.summaries(),
                     exporter_response: resp.into_inner().exporter_response.into_iter().collect(),
                     duration: start.elapsed(),
+                    local_bytes_sent: session.local_bytes_sent(),
                 })
             }
             Err(status) => {

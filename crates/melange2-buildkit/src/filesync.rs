@@ -10,6 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bollard_buildkit_proto::fsutil::types::{Packet, Stat, packet::PacketType};
 use globset::{Glob, GlobMatcher};
@@ -257,6 +258,7 @@ pub(crate) async fn serve(
     filters: Filters,
     mut inbound: tonic::Streaming<Packet>,
     tx: mpsc::Sender<Result<Packet, Status>>,
+    sent: Arc<AtomicU64>,
 ) -> Result<(), Status> {
     let entries = {
         let root = root.clone();
@@ -299,9 +301,10 @@ pub(crate) async fn serve(
                     .ok_or_else(|| Status::invalid_argument(format!("invalid file id {id}")))?;
                 let tx = tx.clone();
                 let limit = limit.clone();
+                let sent = sent.clone();
                 senders.spawn(async move {
                     let _permit = limit.acquire_owned().await;
-                    send_file(id, &entry.path, &tx).await
+                    send_file(id, &entry.path, &tx, &sent).await
                 });
             }
             Ok(PacketType::PacketFin) => {
@@ -327,6 +330,7 @@ async fn send_file(
     id: u32,
     path: &Path,
     tx: &mpsc::Sender<Result<Packet, Status>>,
+    sent: &AtomicU64,
 ) -> Result<(), Status> {
     let mut f = tokio::fs::File::open(path)
         .await
@@ -340,6 +344,7 @@ async fn send_file(
         let mut p = packet(PacketType::PacketData);
         p.id = id;
         p.data = buf[..n].to_vec();
+        sent.fetch_add(n as u64, Ordering::Relaxed);
         if tx.send(Ok(p)).await.is_err() {
             return Ok(());
         }

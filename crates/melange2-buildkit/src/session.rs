@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -48,9 +49,15 @@ pub(crate) struct Session {
     tasks: Vec<JoinHandle<()>>,
     export_results: Arc<Mutex<Vec<Result<(), String>>>>,
     export_tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    local_bytes_sent: Arc<AtomicU64>,
 }
 
 impl Session {
+    /// File content bytes sent to the daemon for local sources so far.
+    pub fn local_bytes_sent(&self) -> u64 {
+        self.local_bytes_sent.load(Ordering::Relaxed)
+    }
+
     /// Open `Control.Session` and serve `cfg` on it.
     pub async fn start(
         control: &ControlClient<Channel>,
@@ -61,6 +68,7 @@ impl Session {
         let (client_half, server_half) = tokio::io::duplex(256 * 1024);
 
         let export_results = Arc::new(Mutex::new(Vec::new()));
+        let local_bytes_sent = Arc::new(AtomicU64::new(0));
         let export_tasks = Arc::new(Mutex::new(Vec::new()));
         let mut methods = vec![
             "/grpc.health.v1.Health/Check",
@@ -75,6 +83,7 @@ impl Session {
         let (health_reporter, health) = tonic_health::server::health_reporter();
         let fsync = FileSyncServer::new(FileSyncSvc {
             dirs: Arc::new(cfg.dirs),
+            sent: local_bytes_sent.clone(),
         })
         .max_decoding_message_size(MAX_MSG)
         .max_encoding_message_size(MAX_MSG);
@@ -156,6 +165,7 @@ impl Session {
             tasks: vec![server, outbound, inbound_task],
             export_results,
             export_tasks,
+            local_bytes_sent,
         })
     }
 
@@ -271,6 +281,7 @@ fn percent_decode(s: &str) -> String {
 
 struct FileSyncSvc {
     dirs: Arc<BTreeMap<String, PathBuf>>,
+    sent: Arc<AtomicU64>,
 }
 
 type PacketStream = ReceiverStream<Result<Packet, Status>>;
@@ -301,8 +312,9 @@ impl FileSync for FileSyncSvc {
         };
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(64);
+        let sent = self.sent.clone();
         tokio::spawn(async move {
-            if let Err(e) = filesync::serve(root, filters, inbound, tx.clone()).await {
+            if let Err(e) = filesync::serve(root, filters, inbound, tx.clone(), sent).await {
                 tracing::warn!("filesync {name}: {e}");
                 let _ = tx.send(Err(e)).await;
             }

@@ -202,8 +202,18 @@ async fn local_rootfs_is_reused_across_sessions() {
         local_dirs: local_dirs(&[("rootfs", bb.path())]),
         ..Default::default()
     };
-    solve(&c, &state, opts()).await.unwrap();
+    let first = solve(&c, &state, opts()).await.unwrap();
     let second = solve(&c, &state, opts()).await.unwrap();
+    // A stable shared key: the daemon keeps what it received, the second session sends nothing.
+    assert!(
+        first.local_bytes_sent > 1_000_000,
+        "busybox was sent: {}",
+        first.local_bytes_sent
+    );
+    assert_eq!(
+        second.local_bytes_sent, 0,
+        "unchanged files are not sent again"
+    );
     // The local source itself is per session; everything built from its content is cached.
     let dependent: Vec<_> = second
         .vertices
