@@ -16,6 +16,7 @@ mod addr;
 mod client;
 mod error;
 mod filesync;
+pub mod local;
 pub mod progress;
 mod report;
 mod session;

@@ -51,6 +51,8 @@ pub enum BuildkitCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Stop the local buildkitd that melange2 (or scripts/buildkit.sh) started.
+    Stop,
 }
 
 pub fn run(cmd: BuildkitCommand) -> anyhow::Result<()> {
@@ -63,6 +65,21 @@ pub fn run(cmd: BuildkitCommand) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&report.to_json())?);
             } else {
                 print!("{report}");
+            }
+            Ok(())
+        }
+        BuildkitCommand::Stop => {
+            let local = melange2_buildkit::local::LocalDaemon::default();
+            if local.stop()? {
+                println!(
+                    "stopped the local buildkitd ({})",
+                    local.state_dir.display()
+                );
+            } else {
+                println!(
+                    "no local buildkitd is running ({})",
+                    local.state_dir.display()
+                );
             }
             Ok(())
         }
