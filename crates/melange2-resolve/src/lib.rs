@@ -329,6 +329,18 @@ async fn load_index(
     match repo.index(&arch) {
         Source::File(p) => {
             if !p.is_file() {
+                let Location::Dir(base) = &repo.location else {
+                    return Err(Error::config(&repo.spec, "not a local repository"));
+                };
+                if base.is_dir() && !p.exists() {
+                    // a local output directory that has no package for this
+                    // architecture yet (e.g. `-r ./packages` on a first build)
+                    tracing::warn!(
+                        "repository {:?} has no {arch}/APKINDEX.tar.gz; treating it as empty",
+                        repo.spec
+                    );
+                    return Ok(ApkIndex::new());
+                }
                 return Err(Error::config(
                     format!("repository {:?}", repo.spec),
                     format!(
