@@ -31,7 +31,11 @@ pub struct Cache {
 /// # Errors
 /// [`Error::Config`] when none of these variables is set.
 pub fn default_cache_dir() -> Result<PathBuf> {
-    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     if let Some(d) = var("XDG_CACHE_HOME") {
         return Ok(d.join("melange2").join("apk"));
     }
@@ -69,7 +73,12 @@ pub fn package_file_name(e: &IndexEntry) -> Result<String> {
             format!("checksum {:?} is not a Q1 (SHA-1) checksum", e.checksum),
         )
     })?;
-    Ok(format!("{}-{}.{}.apk", e.name, e.version, hex::encode(sha1)))
+    Ok(format!(
+        "{}-{}.{}.apk",
+        e.name,
+        e.version,
+        hex::encode(sha1)
+    ))
 }
 
 fn url_key(url: &str) -> String {
@@ -82,7 +91,8 @@ impl Cache {
     /// # Errors
     /// I/O errors naming the directory.
     pub fn open(root: &Path) -> Result<Cache> {
-        let root = std::path::absolute(root).map_err(|e| Error::io(root.display().to_string(), e))?;
+        let root =
+            std::path::absolute(root).map_err(|e| Error::io(root.display().to_string(), e))?;
         for sub in ["packages", "indexes", "keys"] {
             let d = root.join(sub);
             std::fs::create_dir_all(&d).map_err(|e| Error::io(d.display().to_string(), e))?;

@@ -191,7 +191,10 @@ impl Dependency {
             }
         };
         if let Some(t) = &tag
-            && (t.is_empty() || !t.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)))
+            && (t.is_empty()
+                || !t
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)))
         {
             return Err(bad(format!("invalid repository tag {t:?}")));
         }
@@ -309,7 +312,17 @@ mod tests {
         assert_eq!(d.to_string(), "curl@edge>=8");
         assert_eq!(p("so:libc.so.6").name, "so:libc.so.6");
         assert_eq!(p("py3.12-foo").name, "py3.12-foo");
-        for bad in ["", "!", "foo>>1", "foo>=", "foo=abc", "foo@", "a b", "foo@x@y=1", "x><abc"] {
+        for bad in [
+            "",
+            "!",
+            "foo>>1",
+            "foo>=",
+            "foo=abc",
+            "foo@",
+            "a b",
+            "foo@x@y=1",
+            "x><abc",
+        ] {
             assert!(Dependency::parse(bad, "w").is_err(), "{bad:?} accepted");
         }
     }

@@ -115,7 +115,11 @@ impl Error {
 
 /// Rewrite an APK error whose context names a temporary/cache path so that
 /// it names `what` (usually the URL the bytes came from) instead.
-pub(crate) fn rename_context(e: melange2_apk::Error, from: &str, what: &str) -> melange2_apk::Error {
+pub(crate) fn rename_context(
+    e: melange2_apk::Error,
+    from: &str,
+    what: &str,
+) -> melange2_apk::Error {
     use melange2_apk::Error as E;
     let fix = |c: String| -> String {
         match c.strip_prefix(from) {

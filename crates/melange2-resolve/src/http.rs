@@ -129,7 +129,7 @@ impl Fetcher {
     async fn try_get(&self, url: &str, dir: &Path, cond: Option<&Validators>) -> Result<Fetched> {
         let net = |e: reqwest::Error| Error::Network {
             url: url.to_string(),
-            message: chain(&e),
+            message: chain(&e.without_url()),
         };
         let mut req = self.client.get(url);
         if let Some(v) = cond {

@@ -207,7 +207,8 @@ fn read_validators(path: &Path) -> Option<Validators> {
 }
 
 fn save_validators(path: &Path, v: &Validators) -> Result<()> {
-    let text = serde_json::to_string(v).map_err(|e| Error::config("cache metadata", e.to_string()))?;
+    let text =
+        serde_json::to_string(v).map_err(|e| Error::config("cache metadata", e.to_string()))?;
     cache::write_atomic(path, text.as_bytes())
 }
 
@@ -470,7 +471,10 @@ async fn fetch_package(inner: Arc<Inner>, pos: usize) -> Result<ResolvedPackage>
                     Err(e) => e.to_string(),
                     _ => "checksum differs".to_string(),
                 };
-                tracing::warn!("cached {} is damaged ({why}); fetching it again", dest.display());
+                tracing::warn!(
+                    "cached {} is damaged ({why}); fetching it again",
+                    dest.display()
+                );
                 let _ = std::fs::remove_file(&dest);
             }
         }
@@ -700,7 +704,8 @@ impl Repositories {
         let mut results: Vec<Option<Result<ResolvedPackage>>> =
             (0..solution.order.len()).map(|_| None).collect();
         while let Some(joined) = set.join_next().await {
-            let (i, r) = joined.map_err(|e| Error::config("download", format!("task failed: {e}")))?;
+            let (i, r) =
+                joined.map_err(|e| Error::config("download", format!("task failed: {e}")))?;
             results[i] = Some(r);
         }
         let mut out = Vec::with_capacity(results.len());
@@ -720,7 +725,12 @@ impl Repositories {
         world.dedup();
         Ok(Resolution {
             packages: out,
-            repositories: self.inner.repositories.iter().map(|r| r.spec.clone()).collect(),
+            repositories: self
+                .inner
+                .repositories
+                .iter()
+                .map(|r| r.spec.clone())
+                .collect(),
             keys: self.inner.keys.clone(),
             arch: self.inner.arch.clone(),
             world,

@@ -48,8 +48,7 @@ pub struct Repository {
 
 fn valid_tag(t: &str) -> bool {
     !t.is_empty()
-        && t
-            .chars()
+        && t.chars()
             .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
 }
 
@@ -79,13 +78,14 @@ pub(crate) fn parse_location(text: &str, context: &str) -> Result<Location> {
             }
             other => Err(Error::config(
                 context,
-                format!("unsupported URL scheme {other:?} (use https://, http://, file:// or a path)"),
+                format!(
+                    "unsupported URL scheme {other:?} (use https://, http://, file:// or a path)"
+                ),
             )),
         };
     }
     let p = Path::new(text);
-    let abs = std::path::absolute(p)
-        .map_err(|e| Error::io(format!("{context}: {text}"), e))?;
+    let abs = std::path::absolute(p).map_err(|e| Error::io(format!("{context}: {text}"), e))?;
     Ok(Location::Dir(abs))
 }
 
@@ -182,7 +182,10 @@ mod tests {
     #[test]
     fn lines() {
         let r = Repository::parse("https://packages.example/os/").unwrap();
-        assert_eq!(r.location, Location::Url("https://packages.example/os".into()));
+        assert_eq!(
+            r.location,
+            Location::Url("https://packages.example/os".into())
+        );
         assert_eq!(
             r.index("x86_64"),
             Source::Url("https://packages.example/os/x86_64/APKINDEX.tar.gz".into())

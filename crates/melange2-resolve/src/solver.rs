@@ -275,7 +275,10 @@ impl<'u> State<'u> {
                 return Err(unsat(
                     chain,
                     d,
-                    format!("conflicts with {}, which is already selected", self.u.label(q)),
+                    format!(
+                        "conflicts with {}, which is already selected",
+                        self.u.label(q)
+                    ),
                 ));
             }
             let w = who();
@@ -465,7 +468,10 @@ impl<'u> State<'u> {
     fn rank(&self, d: &Dependency, a: usize, b: usize) -> Ordering {
         let (ea, eb) = (self.u.entry(a), self.u.entry(b));
         let origin_sel = |e: &IndexEntry| {
-            !e.origin.is_empty() && self.origins.contains(&(e.origin.clone(), e.version.clone()))
+            !e.origin.is_empty()
+                && self
+                    .origins
+                    .contains(&(e.origin.clone(), e.version.clone()))
         };
         let pinned = |p: usize| d.tag.is_some() && self.u.packages[p].tag == d.tag;
         let ver_for = |p: usize| self.u.satisfies(&d.positive(), p).flatten();
@@ -493,7 +499,11 @@ impl<'u> State<'u> {
             })
             .then_with(|| melange2_apk::version::compare(&eb.version, &ea.version))
             .then_with(|| ea.name.cmp(&eb.name))
-            .then_with(|| self.u.packages[a].repository.cmp(&self.u.packages[b].repository))
+            .then_with(|| {
+                self.u.packages[a]
+                    .repository
+                    .cmp(&self.u.packages[b].repository)
+            })
             .then_with(|| a.cmp(&b))
     }
 
@@ -595,11 +605,13 @@ impl<'u> State<'u> {
         };
         self.mark_selected(best);
         let name = self.u.entry(best).name.clone();
-        chain.push(if d.name == name && d.version.is_none() && d.tag.is_none() {
-            name
-        } else {
-            format!("{d} ({name})")
-        });
+        chain.push(
+            if d.name == name && d.version.is_none() && d.tag.is_none() {
+                name
+            } else {
+                format!("{d} ({name})")
+            },
+        );
         let mut allowed = allowed.clone();
         if let Some(t) = &d.tag {
             allowed.insert(t.clone());

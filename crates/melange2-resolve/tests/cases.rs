@@ -53,10 +53,18 @@ const CASES: &[Case] = &[
         "broken-base",
         E(&["broken-base → broken-gcc → so:libisl.so.99: no provider"]),
     ),
-    c("highest version wins (final over rc, pinned ignored)", "foo", O(&["foo-2.0-r0"])),
+    c(
+        "highest version wins (final over rc, pinned ignored)",
+        "foo",
+        O(&["foo-2.0-r0"]),
+    ),
     c("= exact", "foo=1.2-r0", O(&["foo-1.2-r0"])),
     c(">= picks the highest", "foo>=1.2", O(&["foo-2.0-r0"])),
-    c("< 2 excludes 2.0_rc1 (apk ordering)", "foo<2", O(&["foo-1.2.5-r0"])),
+    c(
+        "< 2 excludes 2.0_rc1 (apk ordering)",
+        "foo<2",
+        O(&["foo-1.2.5-r0"]),
+    ),
     c("< 2.0 admits 2.0_rc1", "foo<2.0", O(&["foo-2.0_rc1-r0"])),
     c("~ fuzzy", "foo~1.2", O(&["foo-1.2.5-r0"])),
     c("=~ fuzzy", "foo=~1.0", O(&["foo-1.0-r0"])),
@@ -69,9 +77,21 @@ const CASES: &[Case] = &[
             "foo-3.0-r0 (only in repository pinned @local; request foo@local)",
         ]),
     ),
-    c("name@tag prefers the pinned repository", "foo@local", O(&["foo-3.0-r0[local]"])),
-    c("pin after the version", "foo>=3@local", O(&["foo-3.0-r0[local]"])),
-    c("pinned request still accepts untagged packages", "foo@local<3", O(&["foo-2.0-r0[main]"])),
+    c(
+        "name@tag prefers the pinned repository",
+        "foo@local",
+        O(&["foo-3.0-r0[local]"]),
+    ),
+    c(
+        "pin after the version",
+        "foo>=3@local",
+        O(&["foo-3.0-r0[local]"]),
+    ),
+    c(
+        "pinned request still accepts untagged packages",
+        "foo@local<3",
+        O(&["foo-2.0-r0[main]"]),
+    ),
     c(
         "pin propagates to dependencies",
         "localonly@local",
@@ -80,14 +100,20 @@ const CASES: &[Case] = &[
     c(
         "pinned-only package needs the tag",
         "localonly",
-        E(&["localonly: no suitable provider: localonly-1-r0 (only in repository pinned @local; request localonly@local)"]),
+        E(&[
+            "localonly: no suitable provider: localonly-1-r0 (only in repository pinned @local; request localonly@local)",
+        ]),
     ),
     c(
         "pinned request and an unpinned one",
         "localonly@local foo",
         O(&["foo-2.0-r0[main]", "localdep-1-r0", "localonly-1-r0"]),
     ),
-    c("virtual: provider_priority decides", "py3-bar", O(&["py3.12-bar-1.0-r0"])),
+    c(
+        "virtual: provider_priority decides",
+        "py3-bar",
+        O(&["py3.12-bar-1.0-r0"]),
+    ),
     c(
         "virtual already provided by a requested package",
         "py3.11-bar py3-bar",
@@ -96,7 +122,10 @@ const CASES: &[Case] = &[
     c(
         "versioned dependency cannot use a virtual provide",
         "wants-bar",
-        E(&["wants-bar → py3-bar>=1: no suitable provider", "py3.11-bar-1.0-r0 (provides py3-bar without a version)"]),
+        E(&[
+            "wants-bar → py3-bar>=1: no suitable provider",
+            "py3.11-bar-1.0-r0 (provides py3-bar without a version)",
+        ]),
     ),
     c("virtual: higher priority", "shell", O(&["sh-b-1-r0"])),
     c("package with a conflict alone", "lib-a", O(&["lib-a-1-r0"])),
@@ -110,39 +139,78 @@ const CASES: &[Case] = &[
         "cmd:sh",
         O(&["glibc-2.39-r0", "bash-5.2.21-r0"]),
     ),
-    c("!name in the request", "cmd:sh !bash", O(&["glibc-2.39-r0", "busybox-1.36.1-r0"])),
+    c(
+        "!name in the request",
+        "cmd:sh !bash",
+        O(&["glibc-2.39-r0", "busybox-1.36.1-r0"]),
+    ),
     c(
         "two packages owning one versioned provide conflict",
         "busybox bash",
-        E(&["busybox: no suitable provider: busybox-1.36.1-r0 (bash-5.2.21-r0 is selected and also provides cmd:sh)"]),
+        E(&[
+            "busybox: no suitable provider: busybox-1.36.1-r0 (bash-5.2.21-r0 is selected and also provides cmd:sh)",
+        ]),
     ),
-    c("same version in two repositories: first configured wins", "dup", O(&["dup-1.0-r0[main]"])),
-    c("higher version in a later repository wins", "other", O(&["other-2.0-r0[third]"])),
+    c(
+        "same version in two repositories: first configured wins",
+        "dup",
+        O(&["dup-1.0-r0[main]"]),
+    ),
+    c(
+        "higher version in a later repository wins",
+        "other",
+        O(&["other-2.0-r0[third]"]),
+    ),
     c(
         "cycle installed together, ordered by name",
         "cyc-top",
         O(&["cyc-a-1-r0", "cyc-b-1-r0", "make-4.4.1-r0", "cyc-top-1-r0"]),
     ),
-    c("cycle reached from inside", "cyc-b", O(&["cyc-a-1-r0", "cyc-b-1-r0"])),
+    c(
+        "cycle reached from inside",
+        "cyc-b",
+        O(&["cyc-a-1-r0", "cyc-b-1-r0"]),
+    ),
     c(
         "same origin at the same version preferred",
         "ofoo=1.0-r0 ofoo-lib",
         O(&["ofoo-1.0-r0", "ofoo-lib-1.0-r0"]),
     ),
-    c("origin rule only applies when selected", "ofoo-lib", O(&["ofoo-lib-1.1-r0"])),
+    c(
+        "origin rule only applies when selected",
+        "ofoo-lib",
+        O(&["ofoo-lib-1.1-r0"]),
+    ),
     c(
         "install_if: all conditions met",
         "bash completion-base",
-        O(&["bash-completion-1-r0", "completion-base-1-r0", "glibc-2.39-r0", "bash-5.2.21-r0"]),
+        O(&[
+            "bash-completion-1-r0",
+            "completion-base-1-r0",
+            "glibc-2.39-r0",
+            "bash-5.2.21-r0",
+        ]),
     ),
-    c("install_if: condition not met", "bash", O(&["glibc-2.39-r0", "bash-5.2.21-r0"])),
+    c(
+        "install_if: condition not met",
+        "bash",
+        O(&["glibc-2.39-r0", "bash-5.2.21-r0"]),
+    ),
     c(
         "install_if with an exact version",
         "glibc=2.38-r5",
         O(&["glibc-2.38-r5", "lang-pack-1-r0"]),
     ),
-    c("noarch package in the arch index", "docs-common", O(&["docs-common-1-r0"])),
-    c("record of another arch in the index is ignored", "misplaced", E(&["misplaced: no provider"])),
+    c(
+        "noarch package in the arch index",
+        "docs-common",
+        O(&["docs-common-1-r0"]),
+    ),
+    c(
+        "record of another arch in the index is ignored",
+        "misplaced",
+        E(&["misplaced: no provider"]),
+    ),
     Case {
         name: "aarch64 index",
         arch: "aarch64",
@@ -155,8 +223,16 @@ const CASES: &[Case] = &[
         request: "armonly",
         expect: O(&["armonly-1-r0"]),
     },
-    c("package of another arch only", "armonly", E(&["armonly: no provider"])),
-    c("package providing its own dependency", "selfy", O(&["selfy-1-r0"])),
+    c(
+        "package of another arch only",
+        "armonly",
+        E(&["armonly: no provider"]),
+    ),
+    c(
+        "package providing its own dependency",
+        "selfy",
+        O(&["selfy-1-r0"]),
+    ),
     c(
         "so: versions compare below package versions",
         "needs-crypto",
@@ -165,14 +241,22 @@ const CASES: &[Case] = &[
     c(
         "so: version too low",
         "needs-crypto4",
-        E(&["needs-crypto4 → so:libcrypto.so.3>=4: no suitable provider: libcrypto3-3.3.0-r0 (provides so:libcrypto.so.3=3)"]),
+        E(&[
+            "needs-crypto4 → so:libcrypto.so.3>=4: no suitable provider: libcrypto3-3.3.0-r0 (provides so:libcrypto.so.3=3)",
+        ]),
     ),
     c(
         "versioned provides of one name conflict",
         "mta-a mta-b",
-        E(&["mta-b: no suitable provider: mta-b-1-r0 (mta-a-1-r0 is selected and also provides mta)"]),
+        E(&[
+            "mta-b: no suitable provider: mta-b-1-r0 (mta-a-1-r0 is selected and also provides mta)",
+        ]),
     ),
-    c("versioned provide: highest version", "mta", O(&["mta-b-1-r0"])),
+    c(
+        "versioned provide: highest version",
+        "mta",
+        O(&["mta-b-1-r0"]),
+    ),
     c(
         "request pins a version a dependency cannot use",
         "zlib=1.2.13-r2 zlib-dev",
@@ -183,25 +267,45 @@ const CASES: &[Case] = &[
     ),
     c("empty request", "", O(&[])),
     c("unknown name", "nosuch", E(&["nosuch: no provider"])),
-    c("malformed constraint", "foo>>1", E(&["request: dependency \"foo>>1\": unknown operator \">>\""])),
+    c(
+        "malformed constraint",
+        "foo>>1",
+        E(&["request: dependency \"foo>>1\": unknown operator \">>\""]),
+    ),
     c(
         "request conflict breaks a dependency",
         "!glibc busybox",
-        E(&["busybox → so:libc.so.6: no suitable provider: glibc-2.39-r0 (conflicts with the request (!glibc))"]),
+        E(&[
+            "busybox → so:libc.so.6: no suitable provider: glibc-2.39-r0 (conflicts with the request (!glibc))",
+        ]),
     ),
     c(
         "conflict on a provided name",
         "anti-bash bash",
-        E(&["bash: no suitable provider: bash-5.2.21-r0 (conflicts with anti-bash-1-r0 (!cmd:bash))"]),
+        E(&[
+            "bash: no suitable provider: bash-5.2.21-r0 (conflicts with anti-bash-1-r0 (!cmd:bash))",
+        ]),
     ),
     c(
         "replaces does not conflict",
         "coreutils busybox",
         O(&["coreutils-9.4-r0", "glibc-2.39-r0", "busybox-1.36.1-r0"]),
     ),
-    c("constraints intersect", "foo foo>=1.2.5 foo<2.0", O(&["foo-2.0_rc1-r0"])),
-    c("so: constraint", "so:libz.so.1>=1.3", O(&["glibc-2.39-r0", "zlib-1.3.1-r0"])),
-    c("pc: constraint", "pc:zlib<1.3", O(&["glibc-2.39-r0", "zlib-1.2.13-r2"])),
+    c(
+        "constraints intersect",
+        "foo foo>=1.2.5 foo<2.0",
+        O(&["foo-2.0_rc1-r0"]),
+    ),
+    c(
+        "so: constraint",
+        "so:libz.so.1>=1.3",
+        O(&["glibc-2.39-r0", "zlib-1.3.1-r0"]),
+    ),
+    c(
+        "pc: constraint",
+        "pc:zlib<1.3",
+        O(&["glibc-2.39-r0", "zlib-1.2.13-r2"]),
+    ),
 ];
 
 fn load(arch: &str, cache: &std::path::Path) -> Repositories {
@@ -254,23 +358,32 @@ fn resolution_table() {
                     })
                     .collect();
                 if actual != *want {
-                    failures.push(format!("{}: {:?}: got {actual:?}, want {want:?}", case.name, case.request));
+                    failures.push(format!(
+                        "{}: {:?}: got {actual:?}, want {want:?}",
+                        case.name, case.request
+                    ));
                 }
                 // determinism: same lock for the reversed request, and twice
                 let mut rev = request.clone();
                 rev.reverse();
-                if repos.lock(&rev).ok().as_ref() != Some(&lock) || repos.lock(&request).ok() != Some(lock) {
+                if repos.lock(&rev).ok().as_ref() != Some(&lock)
+                    || repos.lock(&request).ok() != Some(lock)
+                {
                     failures.push(format!("{}: not deterministic", case.name));
                 }
             }
-            (Expect::Order(want), Err(e)) => {
-                failures.push(format!("{}: {:?}: error {e}, want {want:?}", case.name, case.request))
-            }
+            (Expect::Order(want), Err(e)) => failures.push(format!(
+                "{}: {:?}: error {e}, want {want:?}",
+                case.name, case.request
+            )),
             (Expect::Err(parts), Ok(lock)) => failures.push(format!(
                 "{}: {:?}: resolved to {:?}, want error {parts:?}",
                 case.name,
                 case.request,
-                lock.packages.iter().map(|p| format!("{}-{}", p.name, p.version)).collect::<Vec<_>>()
+                lock.packages
+                    .iter()
+                    .map(|p| format!("{}-{}", p.name, p.version))
+                    .collect::<Vec<_>>()
             )),
             (Expect::Err(parts), Err(e)) => {
                 let msg = e.to_string();
@@ -282,5 +395,11 @@ fn resolution_table() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), CASES.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        CASES.len(),
+        failures.join("\n")
+    );
 }

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -30,7 +30,11 @@ fn make_key(name: &str) -> TestKey {
         .arg("2048")
         .output()
         .unwrap();
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     let st = Command::new("openssl")
         .args(["rsa", "-pubout", "-in"])
         .arg(&private)
@@ -185,6 +189,7 @@ pub struct Server {
     pub root: PathBuf,
     hits: Arc<Mutex<Vec<Hit>>>,
     stop: Arc<AtomicBool>,
+    inflight: Arc<(AtomicUsize, AtomicUsize)>,
     addr: std::net::SocketAddr,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -194,7 +199,7 @@ fn etag_of(data: &[u8]) -> String {
     format!("\"{}\"", hex::encode(&sha2::Sha256::digest(data)[..12]))
 }
 
-fn serve_one(mut s: TcpStream, root: &Path, hits: &Mutex<Vec<Hit>>) {
+fn serve_one(mut s: TcpStream, root: &Path, hits: &Mutex<Vec<Hit>>, delay: Duration) {
     s.set_read_timeout(Some(Duration::from_secs(10))).ok();
     let mut r = BufReader::new(s.try_clone().unwrap());
     let mut line = String::new();
@@ -233,6 +238,9 @@ fn serve_one(mut s: TcpStream, root: &Path, hits: &Mutex<Vec<Hit>>) {
         head.push_str(&format!("ETag: {t}\r\n"));
     }
     head.push_str("\r\n");
+    if !delay.is_zero() && path.ends_with(".apk") {
+        std::thread::sleep(delay);
+    }
     let _ = s.write_all(head.as_bytes());
     if status != 304 {
         let _ = s.write_all(&body);
@@ -252,19 +260,35 @@ fn serve_one(mut s: TcpStream, root: &Path, hits: &Mutex<Vec<Hit>>) {
 impl Server {
     /// Serve `root` on 127.0.0.1 (an ephemeral port).
     pub fn start(root: &Path) -> Server {
+        Server::start_with_delay(root, Duration::ZERO)
+    }
+
+    /// Like [`Server::start`], each `.apk` answer delayed by `delay`.
+    pub fn start_with_delay(root: &Path, delay: Duration) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let hits = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (h, st, rt) = (Arc::clone(&hits), Arc::clone(&stop), root.to_path_buf());
+        let inflight = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
+        let (h, st, rt, inf) = (
+            Arc::clone(&hits),
+            Arc::clone(&stop),
+            root.to_path_buf(),
+            Arc::clone(&inflight),
+        );
         let thread = std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if st.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let (h, rt) = (Arc::clone(&h), rt.clone());
-                std::thread::spawn(move || serve_one(conn, &rt, &h));
+                let (h, rt, inf) = (Arc::clone(&h), rt.clone(), Arc::clone(&inf));
+                std::thread::spawn(move || {
+                    let now = inf.0.fetch_add(1, Ordering::SeqCst) + 1;
+                    inf.1.fetch_max(now, Ordering::SeqCst);
+                    serve_one(conn, &rt, &h, delay);
+                    inf.0.fetch_sub(1, Ordering::SeqCst);
+                });
             }
         });
         Server {
@@ -272,9 +296,15 @@ impl Server {
             root: root.to_path_buf(),
             hits,
             stop,
+            inflight,
             addr,
             thread: Some(thread),
         }
+    }
+
+    /// Most connections served at the same time so far.
+    pub fn max_inflight(&self) -> usize {
+        self.inflight.1.load(Ordering::SeqCst)
     }
 
     pub fn hits(&self) -> Vec<Hit> {
@@ -283,6 +313,7 @@ impl Server {
 
     pub fn clear(&self) {
         self.hits.lock().unwrap().clear();
+        self.inflight.1.store(0, Ordering::SeqCst);
     }
 }
 
