@@ -5,6 +5,7 @@
 mod cmd_apk;
 mod cmd_buildkit;
 mod cmd_config;
+mod cmd_resolve;
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +33,8 @@ enum Command {
     Apk(cmd_apk::ApkCommand),
     #[command(flatten)]
     Config(cmd_config::ConfigCommand),
+    /// Resolve packages against signed APK repositories, fetch and verify them, print the lock.
+    Resolve(cmd_resolve::ResolveArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -46,6 +49,7 @@ fn main() -> std::process::ExitCode {
         Command::Buildkit(c) => cmd_buildkit::run(c),
         Command::Apk(c) => cmd_apk::run(c),
         Command::Config(c) => cmd_config::run(c),
+        Command::Resolve(c) => cmd_resolve::run(c),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
