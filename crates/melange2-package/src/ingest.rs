@@ -91,7 +91,8 @@ pub(crate) fn split_tar<R: Read>(
             )
         })?;
         let ctx = format!("entry {raw_path:?}");
-        let Some(path) = normalize_path(&raw_path).map_err(|e| PackageError::tar(&ctx, e.to_string()))?
+        let Some(path) =
+            normalize_path(&raw_path).map_err(|e| PackageError::tar(&ctx, e.to_string()))?
         else {
             continue;
         };
@@ -108,10 +109,7 @@ pub(crate) fn split_tar<R: Read>(
 
         // xattrs
         let mut xattrs = BTreeMap::new();
-        if let Some(exts) = entry
-            .pax_extensions()
-            .map_err(|e| tar_err(&ctx, e))?
-        {
+        if let Some(exts) = entry.pax_extensions().map_err(|e| tar_err(&ctx, e))? {
             for ext in exts {
                 let ext = ext.map_err(|e| tar_err(&ctx, e))?;
                 let Ok(key) = ext.key() else { continue };
@@ -140,27 +138,26 @@ pub(crate) fn split_tar<R: Read>(
                 let size = entry.size();
                 let mut hasher = Sha1::new();
                 let content = if size <= MEMORY_FILE_MAX && memory_used + size <= MEMORY_BUDGET {
-                    let mut data =
-                        Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-                    entry
-                        .read_to_end(&mut data)
-                        .map_err(|e| tar_err(&ctx, e))?;
+                    let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+                    entry.read_to_end(&mut data).map_err(|e| tar_err(&ctx, e))?;
                     hasher.update(&data);
                     memory_used += data.len() as u64;
                     Content::Memory(Arc::from(data))
                 } else {
                     spool_counter += 1;
                     let spool_path = spool_dir.join(format!("{spool_counter}"));
-                    let mut f = File::create(&spool_path)
-                        .map_err(|e| PackageError::io_path("creating spool file", &spool_path, e))?;
+                    let mut f = File::create(&spool_path).map_err(|e| {
+                        PackageError::io_path("creating spool file", &spool_path, e)
+                    })?;
                     loop {
                         let n = entry.read(&mut buf).map_err(|e| tar_err(&ctx, e))?;
                         if n == 0 {
                             break;
                         }
                         hasher.update(&buf[..n]);
-                        f.write_all(&buf[..n])
-                            .map_err(|e| PackageError::io_path("writing spool file", &spool_path, e))?;
+                        f.write_all(&buf[..n]).map_err(|e| {
+                            PackageError::io_path("writing spool file", &spool_path, e)
+                        })?;
                     }
                     Content::Disk(spool_path)
                 };
@@ -215,7 +212,13 @@ pub(crate) fn split_tar<R: Read>(
                 if xattrs.is_empty() {
                     xattrs = s.xattrs.clone();
                 }
-                stored.insert(path.clone(), Stored { xattrs: xattrs.clone(), ..s.clone() });
+                stored.insert(
+                    path.clone(),
+                    Stored {
+                        xattrs: xattrs.clone(),
+                        ..s.clone()
+                    },
+                );
                 (
                     EntryKind::File {
                         size: s.size,

@@ -35,7 +35,9 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use melange2_apk::{ApkIndex, ControlFiles, PackageTree, PkgInfo, Scriptlet, SigningKey, WriteOptions};
+use melange2_apk::{
+    ApkIndex, ControlFiles, PackageTree, PkgInfo, Scriptlet, SigningKey, WriteOptions,
+};
 use melange2_config::plan::{PackageInfo, Plan};
 
 pub use error::{PackageError, Result};
@@ -163,7 +165,10 @@ where
     let mut seen = std::collections::BTreeSet::new();
     for n in &names {
         if !seen.insert(*n) {
-            return Err(PackageError::invalid(*n, "package name used twice in the plan"));
+            return Err(PackageError::invalid(
+                *n,
+                "package name used twice in the plan",
+            ));
         }
     }
     // metadata problems are reported before any file is written
@@ -232,8 +237,7 @@ where
             &[melange2_apk::SignatureAlgorithm::RsaSha256],
         )?;
         let staged = staging.out_path(INDEX_FILE_NAME);
-        std::fs::write(&staged, bytes)
-            .map_err(|e| PackageError::io_path("writing", &staged, e))?;
+        std::fs::write(&staged, bytes).map_err(|e| PackageError::io_path("writing", &staged, e))?;
         staging.stage(INDEX_FILE_NAME);
         index_path = Some(existing);
     }
@@ -312,7 +316,12 @@ fn priority(pkg: &str, field: &str, v: Option<i64>) -> Result<Option<u64>> {
 }
 
 /// `.PKGINFO` for one package.
-fn pkginfo(plan: &Plan, p: &PackageInfo, report: &ScaReport, req: &PackageRequest) -> Result<PkgInfo> {
+fn pkginfo(
+    plan: &Plan,
+    p: &PackageInfo,
+    report: &ScaReport,
+    req: &PackageRequest,
+) -> Result<PkgInfo> {
     let mut info = PkgInfo::new(&p.name, &p.full_version, &plan.arch);
     info.origin = plan.package.name.clone();
     info.description = p.description.clone();
@@ -334,8 +343,16 @@ fn pkginfo(plan: &Plan, p: &PackageInfo, report: &ScaReport, req: &PackageReques
     info.provides = report.provides.clone();
     info.vendored = report.vendored.clone();
     info.replaces = p.dependencies.replaces.clone();
-    info.provider_priority = priority(&p.name, "provider-priority", p.dependencies.provider_priority)?;
-    info.replaces_priority = priority(&p.name, "replaces-priority", p.dependencies.replaces_priority)?;
+    info.provider_priority = priority(
+        &p.name,
+        "provider-priority",
+        p.dependencies.provider_priority,
+    )?;
+    info.replaces_priority = priority(
+        &p.name,
+        "replaces-priority",
+        p.dependencies.replaces_priority,
+    )?;
     if let Some(s) = &p.scriptlets {
         info.triggers = s.trigger.paths.clone();
     }
@@ -362,7 +379,11 @@ fn control_files(
         (Scriptlet::PreInstall, "pre-install", &s.pre_install),
         (Scriptlet::PostInstall, "post-install", &s.post_install),
         (Scriptlet::PreDeinstall, "pre-deinstall", &s.pre_deinstall),
-        (Scriptlet::PostDeinstall, "post-deinstall", &s.post_deinstall),
+        (
+            Scriptlet::PostDeinstall,
+            "post-deinstall",
+            &s.post_deinstall,
+        ),
         (Scriptlet::PreUpgrade, "pre-upgrade", &s.pre_upgrade),
         (Scriptlet::PostUpgrade, "post-upgrade", &s.post_upgrade),
         (Scriptlet::Trigger, "trigger.script", &s.trigger.script),

@@ -32,7 +32,10 @@ fn create_dirs(path: &Path, created: &mut Vec<PathBuf>) -> Result<()> {
                 return Err(PackageError::io_path(
                     "creating output directory",
                     d,
-                    io::Error::new(io::ErrorKind::AlreadyExists, "exists and is not a directory"),
+                    io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        "exists and is not a directory",
+                    ),
                 ));
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => missing.push(d.to_path_buf()),
@@ -234,7 +237,11 @@ mod tests {
         let mut out = Vec::new();
         for e in walk(dir) {
             let rel = e.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
-            let data = if e.is_file() { fs::read(&e).unwrap() } else { b"<dir>".to_vec() };
+            let data = if e.is_file() {
+                fs::read(&e).unwrap()
+            } else {
+                b"<dir>".to_vec()
+            };
             out.push((rel, data));
         }
         out.sort();
@@ -263,7 +270,11 @@ mod tests {
         let before = snapshot(&out);
         for fail_at in 0..3 {
             let mut s = Staging::begin(&out, "x86_64").unwrap();
-            for (n, d) in [("a.apk", "new a"), ("b.apk", "new b"), ("APKINDEX.tar.gz", "idx")] {
+            for (n, d) in [
+                ("a.apk", "new a"),
+                ("b.apk", "new b"),
+                ("APKINDEX.tar.gz", "idx"),
+            ] {
                 fs::write(s.out_path(n), d).unwrap();
                 s.stage(n);
             }
@@ -277,7 +288,11 @@ mod tests {
         s.commit().unwrap();
         assert_eq!(fs::read(out.join("x86_64/a.apk")).unwrap(), b"new a");
         assert_eq!(fs::read(out.join("x86_64/keep.apk")).unwrap(), b"keep");
-        assert_eq!(fs::read_dir(&out).unwrap().count(), 1, "staging dir removed");
+        assert_eq!(
+            fs::read_dir(&out).unwrap().count(),
+            1,
+            "staging dir removed"
+        );
     }
 
     #[test]

@@ -182,7 +182,11 @@ impl ScaReport {
         let mut s = format!("{}-{}:\n", self.package, self.version);
         let lists = [
             (FindingKind::Depend, &self.depends, &self.declared_depends),
-            (FindingKind::Provide, &self.provides, &self.declared_provides),
+            (
+                FindingKind::Provide,
+                &self.provides,
+                &self.declared_provides,
+            ),
             (FindingKind::Vendored, &self.vendored, &Vec::new()),
         ];
         for (kind, list, declared) in lists {
@@ -220,7 +224,14 @@ pub(crate) struct Generated {
 }
 
 impl Generated {
-    fn add(&mut self, kind: FindingKind, value: String, file: &str, generator: &str, reason: String) {
+    fn add(
+        &mut self,
+        kind: FindingKind,
+        value: String,
+        file: &str,
+        generator: &str,
+        reason: String,
+    ) {
         self.findings.push(ScaFinding {
             kind,
             value,
@@ -296,7 +307,10 @@ pub(crate) fn is_in_dir(path: &str, dirs: &[impl AsRef<str>]) -> bool {
     dirs.iter().any(|d| {
         let d = d.as_ref();
         if let Some(prefix) = d.strip_suffix("/...") {
-            mydir == prefix || mydir.strip_prefix(prefix).is_some_and(|r| r.starts_with('/'))
+            mydir == prefix
+                || mydir
+                    .strip_prefix(prefix)
+                    .is_some_and(|r| r.starts_with('/'))
         } else {
             mydir == d || d.strip_suffix('/') == Some(mydir)
         }
@@ -433,7 +447,13 @@ fn shared_objects(
     let base = basename(path);
     if let Some(interp) = &facts.interpreter {
         let name = format!("so:{}", basename(interp)).replace("so:ld-musl", "so:libc.musl");
-        g.add(FindingKind::Depend, name, path, GEN, format!("PT_INTERP {interp}"));
+        g.add(
+            FindingKind::Depend,
+            name,
+            path,
+            GEN,
+            format!("PT_INTERP {interp}"),
+        );
     }
     for lib in &facts.needed {
         if HOST_PROVIDED_LIBS.contains(&lib.as_str()) || !lib.contains(".so.") {
@@ -464,17 +484,30 @@ fn shared_objects(
                     format!("DT_SONAME {soname} outside the library directories"),
                 )
             };
-            g.add(kind, format!("so:{soname}={libver}"), path, GEN, reason.clone());
-            g.add(kind, format!("so-ver:{soname}={version}"), path, GEN, reason);
+            g.add(
+                kind,
+                format!("so:{soname}={libver}"),
+                path,
+                GEN,
+                reason.clone(),
+            );
+            g.add(
+                kind,
+                format!("so-ver:{soname}={version}"),
+                path,
+                GEN,
+                reason,
+            );
         }
     }
     if let Some(settings) = &facts.go_settings {
-        let cgo = settings
-            .iter()
-            .any(|(k, v)| k == "CGO_ENABLED" && v == "1");
+        let cgo = settings.iter().any(|(k, v)| k == "CGO_ENABLED" && v == "1");
         let fips = settings.iter().any(|(k, v)| {
             (k == "GOEXPERIMENT"
-                && matches!(v.as_str(), "boringcrypto" | "systemcrypto" | "opensslcrypto"))
+                && matches!(
+                    v.as_str(),
+                    "boringcrypto" | "systemcrypto" | "opensslcrypto"
+                ))
                 || (k == "microsoft_systemcrypto" && v == "1")
         });
         if cgo && fips {
@@ -776,9 +809,11 @@ mod tests {
     fn resolve() {
         let mut t = PackageTree::new();
         t.add_file("usr/lib/libfoo.so.1.2.3", 0o755, "x").unwrap();
-        t.add_symlink("usr/lib/libfoo.so.1", "libfoo.so.1.2.3").unwrap();
+        t.add_symlink("usr/lib/libfoo.so.1", "libfoo.so.1.2.3")
+            .unwrap();
         t.add_symlink("lib", "usr/lib").unwrap();
-        t.add_symlink("usr/lib/abs", "/usr/lib/libfoo.so.1").unwrap();
+        t.add_symlink("usr/lib/abs", "/usr/lib/libfoo.so.1")
+            .unwrap();
         t.add_symlink("usr/lib/loop", "loop").unwrap();
         assert_eq!(
             resolve_in_tree(&t, "lib/libfoo.so.1").as_deref(),
@@ -834,16 +869,27 @@ mod tests {
             .iter()
             .map(|d| (d.value.as_str(), d.reason.as_str()))
             .collect();
-        assert!(reasons.contains(&("so:libfoo.so.1", "provided by the package itself (so:libfoo.so.1=1)")));
+        assert!(reasons.contains(&(
+            "so:libfoo.so.1",
+            "provided by the package itself (so:libfoo.so.1=1)"
+        )));
         assert!(reasons.contains(&("virt", "provided by the package itself (virt=1)")));
-        assert!(reasons.contains(&("so:libvend.so.2", "vendored in the package (so:libvend.so.2=2)")));
+        assert!(reasons.contains(&(
+            "so:libvend.so.2",
+            "vendored in the package (so:libvend.so.2=2)"
+        )));
 
         let opts = PackageOption {
             no_commands: true,
             ..Default::default()
         };
         let r = merge("foo", "1-r0", g.clone(), &[], &[], &opts, &[]);
-        assert!(r.depends.iter().chain(&r.provides).all(|v| !v.starts_with("cmd:")));
+        assert!(
+            r.depends
+                .iter()
+                .chain(&r.provides)
+                .all(|v| !v.starts_with("cmd:"))
+        );
         let opts = PackageOption {
             no_depends: true,
             no_provides: true,
