@@ -75,6 +75,7 @@ impl Universe {
         let mut by_name: HashMap<String, Vec<NameRef>> = HashMap::new();
         let mut provides = Vec::with_capacity(packages.len());
         let mut install_if = Vec::new();
+        let (mut bad_provides, mut first_bad) = (0usize, String::new());
         for (i, c) in packages.iter().enumerate() {
             let e = &c.entry;
             by_name.entry(e.name.clone()).or_default().push(NameRef {
@@ -97,13 +98,22 @@ impl Universe {
                         }
                         list.push(p);
                     }
-                    Err(err) => tracing::warn!("ignoring provide: {err}"),
+                    Err(err) => {
+                        tracing::debug!("ignoring provide: {err}");
+                        if bad_provides == 0 {
+                            first_bad = err.to_string();
+                        }
+                        bad_provides += 1;
+                    }
                 }
             }
             provides.push(list);
             if !e.install_if.is_empty() {
                 install_if.push(i);
             }
+        }
+        if bad_provides > 0 {
+            tracing::warn!("ignored {bad_provides} malformed provides (first: {first_bad})");
         }
         Universe {
             packages,
@@ -961,6 +971,22 @@ mod tests {
         assert_eq!(
             e.unsatisfiable().unwrap().to_string(),
             "build-base → gcc → so:libisl.so.23: no provider"
+        );
+    }
+
+    #[test]
+    fn malformed_metadata_refuses_only_that_package() {
+        let u = Universe::new(vec![
+            pkg("tool", "2", &["foo>>1"], &["bad provide=>x"]),
+            pkg("tool", "1", &[], &[]),
+            pkg("only", "1", &["a b"], &[]),
+        ]);
+        let s = u.solve(&["tool"]).unwrap();
+        assert_eq!(names(&u, &s), ["tool-1"]);
+        let e = u.solve(&["only"]).unwrap_err().to_string();
+        assert!(
+            e.contains("only-1 (malformed dependencies: only-1: dependency \"a b\""),
+            "{e}"
         );
     }
 
