@@ -142,9 +142,24 @@ pub(crate) fn decode_details(status: &tonic::Status) -> ErrorDetails {
     out
 }
 
-/// The human part of a solve error message, without gRPC wrapping.
+/// The human part of a solve error message. The daemon quotes the whole command line of a
+/// failed process (a step's entire script); the step is named separately, so drop it.
 pub(crate) fn clean_message(status: &tonic::Status) -> String {
-    status.message().trim().to_string()
+    shorten_process_message(status.message().trim())
+}
+
+fn shorten_process_message(msg: &str) -> String {
+    const END: &str = "\" did not complete successfully";
+    if let (Some(start), Some(end)) = (msg.find("process \""), msg.rfind(END))
+        && start < end
+    {
+        return format!(
+            "{}process did not complete successfully{}",
+            &msg[..start],
+            &msg[end + END.len()..]
+        );
+    }
+    msg.to_string()
 }
 
 /// Pull `exit code: N` out of a message when the details did not carry it.
@@ -168,6 +183,17 @@ mod tests {
             Some(3)
         );
         assert_eq!(exit_code_from_message("no code"), None);
+    }
+
+    #[test]
+    fn process_command_is_dropped() {
+        assert_eq!(
+            shorten_process_message(
+                "process \"/bin/sh -c set -e\\nmake \\\"x\\\"\" did not complete successfully: exit code: 2"
+            ),
+            "process did not complete successfully: exit code: 2"
+        );
+        assert_eq!(shorten_process_message("other"), "other");
     }
 
     #[test]

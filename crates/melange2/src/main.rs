@@ -3,6 +3,7 @@
 //! Each command group lives in its own `cmd_<area>.rs` module; this file only wires them up.
 
 mod cmd_apk;
+mod cmd_build;
 mod cmd_buildkit;
 mod cmd_config;
 mod cmd_resolve;
@@ -26,6 +27,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Build packages from a melange build file on BuildKit.
+    Build(Box<cmd_build::BuildArgs>),
     /// Talk to the BuildKit daemon.
     #[command(subcommand)]
     Buildkit(cmd_buildkit::BuildkitCommand),
@@ -46,6 +49,7 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
+        Command::Build(a) => cmd_build::run(*a),
         Command::Buildkit(c) => cmd_buildkit::run(c),
         Command::Apk(c) => cmd_apk::run(c),
         Command::Config(c) => cmd_config::run(c),

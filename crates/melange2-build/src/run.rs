@@ -1,0 +1,597 @@
+//! The whole build: compile → resolve → assemble → solve (export streamed to the packager).
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bollard_buildkit_proto::moby::buildkit::v1::StatusResponse;
+use melange2_buildkit::progress::{Progress, ProgressMode, Summary};
+use melange2_buildkit::{Client, Exporter, SolveOptions, TlsFiles, local};
+use melange2_config::plan::Plan;
+use melange2_config::{Arch, CompileRequest};
+use melange2_environment::{EnvironmentRequest, Group, PackageFile, User, assemble};
+use melange2_llb::{CopyOptions, FileActions, LocalSource, OpOptions, Platform, State};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
+
+use crate::BuildError;
+use crate::graph::{GraphOptions, build_graph};
+
+/// Everything `melange2 build` takes.
+#[derive(Clone, Debug, Default)]
+pub struct BuildOptions {
+    /// The build file (None: `melange.yaml` or `.melange.yaml` in the current directory).
+    pub config: Option<PathBuf>,
+    /// APK architectures (empty: the host's).
+    pub archs: Vec<String>,
+    /// Output directory; packages go to `<out_dir>/<arch>/`.
+    pub out_dir: PathBuf,
+    /// Signing key (None: `melange.rsa` if it exists, else unsigned).
+    pub signing_key: Option<PathBuf>,
+    /// Extra repositories (`-r`).
+    pub repository_append: Vec<String>,
+    /// Extra keys (`-k`).
+    pub keyring_append: Vec<String>,
+    /// Extra packages for the build environment.
+    pub package_append: Vec<String>,
+    /// Source directory (None: `./<package name>/` if it exists).
+    pub source_dir: Option<PathBuf>,
+    /// Seed of the `/var/cache/melange` cache mount.
+    pub cache_dir: Option<PathBuf>,
+    /// Download cache of the resolver.
+    pub apk_cache_dir: Option<PathBuf>,
+    /// `--env-file`s.
+    pub env_files: Vec<PathBuf>,
+    /// `--vars-file`.
+    pub vars_file: Option<PathBuf>,
+    /// `--build-option`s.
+    pub build_options: Vec<String>,
+    /// `--pipeline-dir`s.
+    pub pipeline_dirs: Vec<PathBuf>,
+    /// Merge the packages into the signed APKINDEX.
+    pub generate_index: bool,
+    /// `set -x` in steps and live logs.
+    pub debug: bool,
+    /// Progress style.
+    pub progress: ProgressMode,
+    /// SOURCE_DATE_EPOCH (None: `$SOURCE_DATE_EPOCH`, else 0).
+    pub source_date_epoch: Option<u64>,
+    /// Limit for the whole build of one architecture.
+    pub timeout: Option<Duration>,
+    /// Accept unsigned repositories.
+    pub ignore_signatures: bool,
+    /// Toolchain cache mounts (go, cargo, pip, uv, npm, ccache).
+    pub cache_mounts: bool,
+    /// Use this root filesystem (a directory or a tar, optionally compressed) instead of
+    /// resolving packages.
+    pub bootstrap_rootfs: Option<PathBuf>,
+    /// Daemon address (None: BUILDKIT_HOST, the default socket, or a local daemon).
+    pub buildkit_addr: Option<String>,
+    /// TLS for tcp:// addresses.
+    pub tls: TlsFiles,
+    /// Namespace of the packages (their `maintainer`; melange's `--namespace`).
+    pub namespace: Option<String>,
+}
+
+/// What one architecture's build produced.
+#[derive(Clone, Debug)]
+pub struct ArchReport {
+    /// APK architecture.
+    pub arch: String,
+    /// Packages written.
+    pub packages: Vec<PathBuf>,
+    /// The index, when generated.
+    pub index: Option<PathBuf>,
+    /// Step totals.
+    pub summary: Summary,
+    /// Skipped because `target-architecture` excludes it.
+    pub skipped: bool,
+}
+
+/// What a build produced.
+#[derive(Clone, Debug, Default)]
+pub struct BuildReport {
+    /// One report per architecture.
+    pub archs: Vec<ArchReport>,
+}
+
+/// Find the build file as melange does when none is given.
+pub fn find_config(given: Option<&Path>) -> Result<PathBuf, BuildError> {
+    if let Some(p) = given {
+        return Ok(p.to_path_buf());
+    }
+    for c in ["melange.yaml", ".melange.yaml"] {
+        if Path::new(c).is_file() {
+            return Ok(PathBuf::from(c));
+        }
+    }
+    Err(BuildError::Input(
+        "no build file given and no melange.yaml in the current directory".into(),
+    ))
+}
+
+fn source_date_epoch(opts: &BuildOptions) -> Result<u64, BuildError> {
+    if let Some(s) = opts.source_date_epoch {
+        return Ok(s);
+    }
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|_| {
+            BuildError::Input(format!(
+                "SOURCE_DATE_EPOCH={v:?} is not a number of seconds"
+            ))
+        }),
+        _ => Ok(0),
+    }
+}
+
+fn short_hash(s: &str) -> String {
+    hex::encode(&Sha256::digest(s.as_bytes())[..8])
+}
+
+/// Patterns of `.melangeignore` (one per line, `#` comments).
+fn melangeignore(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join(".melangeignore"))
+        .map(|t| {
+            t.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A local directory as a content-addressed layer (the copy's cache key follows its content).
+fn local_layer(
+    name: &str,
+    dir: &Path,
+    exclude: Vec<String>,
+    label: &str,
+) -> Result<State, BuildError> {
+    let src = LocalSource::new(name)
+        .unique(format!("melange2:{}", dir.display()))
+        .shared_key_hint(name)
+        .exclude(exclude)
+        .options(OpOptions::named(format!("send {label}")))
+        .build();
+    Ok(State::scratch().file(
+        FileActions::new().copy(
+            &src,
+            "/",
+            "/",
+            CopyOptions {
+                contents_only: true,
+                ..Default::default()
+            },
+        ),
+        OpOptions::named(format!("copy {label}")),
+    )?)
+}
+
+/// Reads the export stream on a blocking thread. At the end of the stream it waits for the
+/// solve's outcome: a failed build turns the end into an error, so nothing gets packaged.
+struct BlockingReader {
+    handle: tokio::runtime::Handle,
+    inner: tokio::io::DuplexStream,
+    outcome: tokio::sync::watch::Receiver<Option<bool>>,
+}
+
+/// The packager may stop at the tar end-of-archive blocks; whatever the daemon still sends is
+/// read here so its writer never sees a closed pipe.
+impl Drop for BlockingReader {
+    fn drop(&mut self) {
+        let _ = std::io::copy(self, &mut std::io::sink());
+    }
+}
+
+impl Read for BlockingReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.handle.block_on(self.inner.read(buf))?;
+        if n > 0 || buf.is_empty() {
+            return Ok(n);
+        }
+        let ok = self.handle.block_on(async {
+            let r = self.outcome.wait_for(|o| o.is_some()).await;
+            matches!(r.as_deref(), Ok(Some(true)))
+        });
+        if ok {
+            Ok(0)
+        } else {
+            Err(std::io::Error::other(
+                "the build failed; nothing is packaged",
+            ))
+        }
+    }
+}
+
+/// Prepared inputs of one architecture's solve.
+struct Prepared {
+    plan: Plan,
+    graph_output: State,
+    local_dirs: BTreeMap<String, PathBuf>,
+    melange_yaml: String,
+}
+
+async fn prepare(
+    opts: &BuildOptions,
+    config: &Path,
+    arch: &str,
+    sde: u64,
+    multi: bool,
+) -> Result<Option<Prepared>, BuildError> {
+    let arch_v = Arch::parse(arch).map_err(|e| BuildError::Input(e.to_string()))?;
+    let plan = melange2_config::compile_file(&CompileRequest {
+        file: config.to_path_buf(),
+        arch: arch_v,
+        pipeline_dirs: opts.pipeline_dirs.clone(),
+        build_options: opts.build_options.clone(),
+        vars_file: opts.vars_file.clone(),
+        env_files: opts.env_files.clone(),
+    })
+    .map_err(|e| BuildError::Config(e.to_string()))?;
+    if !plan.enabled {
+        return Ok(None);
+    }
+    let platform = Platform::from_apk_arch(&plan.arch)?;
+    let mut local_dirs = BTreeMap::new();
+
+    // The environment: resolved packages as layers, or a given root filesystem.
+    let (env_state, lock_json) = match &opts.bootstrap_rootfs {
+        Some(path) => {
+            let abs = std::fs::canonicalize(path).map_err(|e| {
+                BuildError::Input(format!("bootstrap rootfs {}: {e}", path.display()))
+            })?;
+            let name = format!("rootfs-{}", short_hash(&abs.display().to_string()));
+            let state = if abs.is_dir() {
+                local_dirs.insert(name.clone(), abs.clone());
+                local_layer(&name, &abs, vec![], "bootstrap rootfs")?
+            } else {
+                // A tar (optionally compressed): sent as one file, unpacked inside BuildKit.
+                let (dir, file) = match (abs.parent(), abs.file_name()) {
+                    (Some(d), Some(f)) => (d.to_path_buf(), f.to_string_lossy().into_owned()),
+                    _ => {
+                        return Err(BuildError::Input(format!(
+                            "bootstrap rootfs {} is neither a directory nor a file",
+                            abs.display()
+                        )));
+                    }
+                };
+                local_dirs.insert(name.clone(), dir.clone());
+                let src = LocalSource::new(&name)
+                    .unique(format!("melange2:{}", abs.display()))
+                    .shared_key_hint(&name)
+                    .include(vec![file.clone()])
+                    .options(OpOptions::named("send bootstrap rootfs"))
+                    .build();
+                State::scratch().file(
+                    FileActions::new().copy(
+                        &src,
+                        &format!("/{file}"),
+                        "/",
+                        CopyOptions {
+                            unpack: true,
+                            ..Default::default()
+                        },
+                    ),
+                    OpOptions::named("unpack bootstrap rootfs"),
+                )?
+            };
+            (
+                state,
+                serde_json::json!({"bootstrap-rootfs": abs.display().to_string()}),
+            )
+        }
+        None => {
+            let env = &plan.environment;
+            let mut repositories = env.repositories.clone();
+            repositories.extend(env.build_repositories.iter().cloned());
+            repositories.extend(opts.repository_append.iter().cloned());
+            let mut keyring = env.keyring.clone();
+            keyring.extend(opts.keyring_append.iter().cloned());
+            let mut packages = env.packages.clone();
+            packages.extend(opts.package_append.iter().cloned());
+            let resolution = melange2_resolve::resolve(
+                &melange2_resolve::Options {
+                    arch: plan.arch.clone(),
+                    repositories,
+                    keyring,
+                    ignore_signatures: opts.ignore_signatures,
+                    cache_dir: opts.apk_cache_dir.clone(),
+                    parallel_downloads: 0,
+                },
+                &packages,
+            )
+            .await
+            .map_err(|e| BuildError::Resolve(e.to_string()))?;
+            let request = EnvironmentRequest {
+                packages: resolution
+                    .packages
+                    .iter()
+                    .map(|p| PackageFile {
+                        entry: p.entry.clone(),
+                        file: p.file.clone(),
+                    })
+                    .collect(),
+                world: resolution.world.clone(),
+                repositories: resolution.repositories.clone(),
+                keys: resolution.keys.clone(),
+                users: env
+                    .accounts
+                    .users
+                    .iter()
+                    .map(|u| User {
+                        username: u.username.clone(),
+                        uid: u.uid.unwrap_or(1000),
+                        gid: u.gid.or(u.uid).unwrap_or(1000),
+                        home: (!u.homedir.is_empty()).then(|| u.homedir.clone()),
+                        shell: (!u.shell.is_empty()).then(|| u.shell.clone()),
+                    })
+                    .collect(),
+                groups: env
+                    .accounts
+                    .groups
+                    .iter()
+                    .map(|g| Group {
+                        groupname: g.groupname.clone(),
+                        gid: g.gid,
+                        members: g.members.clone(),
+                    })
+                    .collect(),
+                arch: plan.arch.clone(),
+                source_date_epoch: sde as i64,
+            };
+            let assembled =
+                assemble(&request).map_err(|e| BuildError::Environment(e.to_string()))?;
+            local_dirs.extend(assembled.local_dirs.clone());
+            let lock = serde_json::to_value(resolution.lock())
+                .map_err(|e| BuildError::Environment(e.to_string()))?;
+            (assembled.rootfs, lock)
+        }
+    };
+
+    // The source directory: --source-dir, else ./<package name>/ when it exists.
+    let source_dir = opts.source_dir.clone().or_else(|| {
+        let conv = PathBuf::from(&plan.package.name);
+        conv.is_dir().then_some(conv)
+    });
+    let source = match &source_dir {
+        Some(d) => {
+            if !d.is_dir() {
+                return Err(BuildError::Input(format!(
+                    "source directory {} does not exist",
+                    d.display()
+                )));
+            }
+            let abs = std::fs::canonicalize(d)
+                .map_err(|e| BuildError::Input(format!("{}: {e}", d.display())))?;
+            let name = format!("source-{}", short_hash(&abs.display().to_string()));
+            local_dirs.insert(name.clone(), abs.clone());
+            Some(local_layer(
+                &name,
+                &abs,
+                melangeignore(&abs),
+                "source directory",
+            )?)
+        }
+        None => None,
+    };
+    let cache_dir = match &opts.cache_dir {
+        Some(d) => {
+            let abs = std::fs::canonicalize(d)
+                .map_err(|e| BuildError::Input(format!("cache dir {}: {e}", d.display())))?;
+            let key = short_hash(&abs.display().to_string());
+            let name = format!("cache-{key}");
+            local_dirs.insert(name.clone(), abs.clone());
+            Some((key, local_layer(&name, &abs, vec![], "cache directory")?))
+        }
+        None => None,
+    };
+    let graph = build_graph(
+        &plan,
+        &env_state,
+        &GraphOptions {
+            platform,
+            source_date_epoch: sde,
+            source,
+            cache_dir,
+            cache_mounts: opts.cache_mounts,
+            debug: opts.debug,
+            name_prefix: if multi {
+                format!("[{}] ", plan.arch)
+            } else {
+                String::new()
+            },
+        },
+    )?;
+    let melange_yaml = serde_json::to_string_pretty(&serde_json::json!({
+        "plan": &plan,
+        "environment-lock": lock_json,
+    }))
+    .map_err(|e| BuildError::Environment(e.to_string()))?;
+    Ok(Some(Prepared {
+        plan,
+        graph_output: graph.output,
+        local_dirs,
+        melange_yaml,
+    }))
+}
+
+/// Run a build.
+pub async fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
+    let config = find_config(opts.config.as_deref())?;
+    let sde = source_date_epoch(opts)?;
+    let archs: Vec<String> = if opts.archs.is_empty() {
+        vec![Platform::host().apk_arch().unwrap_or("x86_64").to_string()]
+    } else {
+        opts.archs.clone()
+    };
+    let signing_key = match &opts.signing_key {
+        Some(k) => Some(
+            melange2_apk::SigningKey::load(k)
+                .map_err(|e| BuildError::Input(format!("signing key {}: {e}", k.display())))?,
+        ),
+        None if Path::new("melange.rsa").is_file() => Some(
+            melange2_apk::SigningKey::load(Path::new("melange.rsa"))
+                .map_err(|e| BuildError::Input(format!("signing key melange.rsa: {e}")))?,
+        ),
+        None => None,
+    };
+
+    let explicit = opts
+        .buildkit_addr
+        .clone()
+        .or_else(|| std::env::var(melange2_buildkit::BUILDKIT_HOST_ENV).ok());
+    let (client, _) = local::connect_or_start(explicit.as_deref(), &opts.tls).await?;
+
+    // An arch the daemon cannot run is reported before anything is built.
+    let workers = client.workers().await?;
+    let platforms: Vec<Platform> = workers.iter().flat_map(|w| w.platforms.clone()).collect();
+    for a in &archs {
+        let want = Platform::from_apk_arch(a)?;
+        let ok = platforms.iter().any(|p| {
+            p.os == want.os
+                && p.architecture == want.architecture
+                && (want.variant.is_empty() || p.variant == want.variant)
+        });
+        if !ok {
+            let list: Vec<String> = platforms.iter().map(|p| p.to_string()).collect();
+            return Err(BuildError::Platform(format!(
+                "the daemon at {} cannot run {a} ({want}); it supports {}. Build on a native \
+                 worker or register QEMU binfmt handlers on the daemon's host",
+                client.daemon().address,
+                list.join(", ")
+            )));
+        }
+    }
+
+    let multi = archs.len() > 1;
+    let mut prepared = Vec::new();
+    let mut report = BuildReport::default();
+    for a in &archs {
+        match prepare(opts, &config, a, sde, multi).await? {
+            Some(p) => prepared.push(p),
+            None => report.archs.push(ArchReport {
+                arch: a.clone(),
+                packages: vec![],
+                index: None,
+                summary: Summary::default(),
+                skipped: true,
+            }),
+        }
+    }
+
+    let mut progress = Progress::new(opts.progress, opts.debug);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<StatusResponse>();
+    let futs: Vec<_> = prepared
+        .into_iter()
+        .map(|p| {
+            let tx = tx.clone();
+            let client = client.clone();
+            let key = signing_key.as_ref();
+            async move { solve_and_package(&client, p, opts, key, sde, tx).await }
+        })
+        .collect();
+    drop(tx);
+    let all = futures::future::join_all(futs);
+    tokio::pin!(all);
+    let results = loop {
+        tokio::select! {
+            r = &mut all => break r,
+            Some(s) = rx.recv() => progress.handle(&s),
+        }
+    };
+    while let Ok(s) = rx.try_recv() {
+        progress.handle(&s);
+    }
+    let summary = progress.finish();
+    for r in results {
+        let (arch, packages, index) = r?;
+        report.archs.push(ArchReport {
+            arch,
+            packages,
+            index,
+            summary: summary.clone(),
+            skipped: false,
+        });
+    }
+    Ok(report)
+}
+
+/// Solve one architecture's graph, streaming the export into the packager. The packager only
+/// sees a clean end of stream when the solve succeeded; otherwise it fails and leaves the
+/// output directory untouched.
+async fn solve_and_package(
+    client: &Client,
+    p: Prepared,
+    opts: &BuildOptions,
+    key: Option<&melange2_apk::SigningKey>,
+    sde: u64,
+    status: tokio::sync::mpsc::UnboundedSender<StatusResponse>,
+) -> Result<(String, Vec<PathBuf>, Option<PathBuf>), BuildError> {
+    let def = p.graph_output.marshal()?;
+    let (writer, reader) = tokio::io::duplex(1 << 20);
+    let (outcome_tx, outcome_rx) = tokio::sync::watch::channel::<Option<bool>>(None);
+    let reader = BlockingReader {
+        handle: tokio::runtime::Handle::current(),
+        inner: reader,
+        outcome: outcome_rx,
+    };
+    let plan = p.plan.clone();
+    let out_dir = opts.out_dir.clone();
+    let key = key.cloned();
+    let melange_yaml = p.melange_yaml.clone();
+    let generate_index = opts.generate_index;
+    let namespace = opts.namespace.clone().unwrap_or_else(|| "unknown".into());
+    let pack = tokio::task::spawn_blocking(move || {
+        melange2_package::package_tar(
+            &melange2_package::PackageRequest {
+                plan: &plan,
+                out_dir,
+                signing_key: key.as_ref(),
+                source_date_epoch: sde,
+                melange_yaml,
+                generate_index,
+                namespace,
+            },
+            reader,
+        )
+    });
+    let mut forward = |s: &StatusResponse| {
+        let _ = status.send(s.clone());
+    };
+    let solve = client.solve(
+        &def,
+        SolveOptions {
+            local_dirs: p.local_dirs.clone(),
+            exporters: vec![Exporter::tar(Box::new(writer)).source_date_epoch(sde)],
+            ..Default::default()
+        },
+        &mut forward,
+    );
+    let solved = match opts.timeout {
+        Some(t) => match tokio::time::timeout(t, solve).await {
+            Ok(r) => r.map_err(BuildError::from),
+            Err(_) => Err(BuildError::Timeout(t)),
+        },
+        None => solve.await.map_err(BuildError::from),
+    };
+    let _ = outcome_tx.send(Some(solved.is_ok()));
+    let packaged = pack
+        .await
+        .map_err(|e| BuildError::Package(format!("packager thread: {e}")))?;
+    let out = match (solved, packaged) {
+        (Ok(_), Ok(out)) => out,
+        // The packager stopped reading: its error explains the failed export.
+        (Err(BuildError::Buildkit(melange2_buildkit::BuildkitError::Export(_))), Err(pe)) => {
+            return Err(BuildError::Package(pe.to_string()));
+        }
+        (Err(e), _) => return Err(e),
+        (Ok(_), Err(pe)) => return Err(BuildError::Package(pe.to_string())),
+    };
+    Ok((
+        p.plan.arch.clone(),
+        out.packages.into_iter().map(|f| f.path).collect(),
+        out.index,
+    ))
+}

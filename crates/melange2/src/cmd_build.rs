@@ -1,0 +1,244 @@
+//! `melange2 build`: flags compatible with melange/melange2 where they apply.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use melange2_buildkit::progress::ProgressMode;
+
+use crate::cmd_buildkit::DaemonArgs;
+
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// The build file (default: melange.yaml or .melange.yaml in the current directory).
+    pub config: Option<PathBuf>,
+    /// Architectures to build (comma-separated or repeated; default: the host's).
+    #[arg(long, value_delimiter = ',')]
+    pub arch: Vec<String>,
+    /// Where packages go (<out-dir>/<arch>/).
+    #[arg(long, default_value = "packages")]
+    pub out_dir: PathBuf,
+    /// Key to sign packages and the index with (default: melange.rsa if present).
+    #[arg(long)]
+    pub signing_key: Option<PathBuf>,
+    /// Extra repositories for the build environment.
+    #[arg(short = 'r', long)]
+    pub repository_append: Vec<String>,
+    /// Extra trusted keys (files or URLs).
+    #[arg(short = 'k', long)]
+    pub keyring_append: Vec<String>,
+    /// Extra packages for the build environment.
+    #[arg(long)]
+    pub package_append: Vec<String>,
+    /// Source directory copied into /home/build (default: ./<package-name>/ if it exists).
+    #[arg(long)]
+    pub source_dir: Option<PathBuf>,
+    /// Directory seeding the /var/cache/melange cache mount.
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Download cache for packages (default: ~/.cache/melange2/apk).
+    #[arg(long)]
+    pub apk_cache_dir: Option<PathBuf>,
+    /// Environment file(s) for the build (KEY=VALUE lines).
+    #[arg(long)]
+    pub env_file: Vec<PathBuf>,
+    /// File of variables for ${{vars.*}}.
+    #[arg(long)]
+    pub vars_file: Option<PathBuf>,
+    /// Build option(s) to enable.
+    #[arg(long)]
+    pub build_option: Vec<String>,
+    /// Directories searched for pipelines before the built-in ones.
+    #[arg(long)]
+    pub pipeline_dir: Vec<PathBuf>,
+    /// Merge the packages into <out-dir>/<arch>/APKINDEX.tar.gz.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub generate_index: bool,
+    /// Trace steps (set -x) and show their output live.
+    #[arg(long)]
+    pub debug: bool,
+    /// Progress output: auto, tty, plain, rawjson, quiet.
+    #[arg(long, default_value = "auto")]
+    pub progress: ProgressMode,
+    /// Build date: unix seconds or RFC 3339 (default: $SOURCE_DATE_EPOCH, else 0).
+    #[arg(long)]
+    pub build_date: Option<String>,
+    /// Give up after this long (e.g. 90m, 2h, 3600).
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// Accept unsigned repository indexes and packages.
+    #[arg(long)]
+    pub ignore_signatures: bool,
+    /// Do not mount the toolchain caches (go, cargo, pip, uv, npm, ccache).
+    #[arg(long)]
+    pub no_cache_mounts: bool,
+    /// Use this root filesystem (directory or tar) instead of resolving packages.
+    #[arg(long)]
+    pub bootstrap_rootfs: Option<PathBuf>,
+    /// Namespace of the packages (recorded as their maintainer).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+}
+
+fn parse_timeout(s: &str) -> anyhow::Result<Duration> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let mut total = 0u64;
+    let mut num = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num.parse().map_err(|_| {
+            anyhow::anyhow!("--timeout {s:?}: expected e.g. 90m, 2h, 1h30m or seconds")
+        })?;
+        num.clear();
+        total += n * match c {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => anyhow::bail!("--timeout {s:?}: unknown unit {c:?} (use h, m, s)"),
+        };
+    }
+    if !num.is_empty() {
+        anyhow::bail!("--timeout {s:?}: a number needs a unit (h, m, s)");
+    }
+    Ok(Duration::from_secs(total))
+}
+
+fn parse_build_date(s: &str) -> anyhow::Result<u64> {
+    if let Ok(n) = s.trim().parse::<u64>() {
+        return Ok(n);
+    }
+    // RFC 3339: YYYY-MM-DDTHH:MM:SSZ (UTC or with an offset).
+    let bad = || anyhow::anyhow!("--build-date {s:?}: expected unix seconds or RFC 3339");
+    let (date, rest) = s.split_once(['T', ' ']).ok_or_else(bad)?;
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|p| p.parse())
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
+    if d.len() != 3 {
+        return Err(bad());
+    }
+    let (time, offset) = if let Some(t) = rest.strip_suffix('Z') {
+        (t, 0i64)
+    } else if let Some(i) = rest.rfind(['+', '-']) {
+        let (t, o) = rest.split_at(i);
+        let sign = if o.starts_with('-') { -1 } else { 1 };
+        let (oh, om) = o[1..].split_once(':').ok_or_else(bad)?;
+        let off = oh.parse::<i64>().map_err(|_| bad())? * 3600
+            + om.parse::<i64>().map_err(|_| bad())? * 60;
+        (t, sign * off)
+    } else {
+        return Err(bad());
+    };
+    let t: Vec<i64> = time
+        .split('.')
+        .next()
+        .unwrap_or("")
+        .split(':')
+        .map(|p| p.parse())
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
+    if t.len() != 3 {
+        return Err(bad());
+    }
+    // Days from civil date (proleptic Gregorian).
+    let (y, m, day) = (d[0], d[1], d[2]);
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    let secs = days * 86400 + t[0] * 3600 + t[1] * 60 + t[2] - offset;
+    u64::try_from(secs).map_err(|_| bad())
+}
+
+pub fn run(a: BuildArgs) -> anyhow::Result<()> {
+    let (addr, tls) = match &a.daemon.buildkit_addr {
+        Some(_) => {
+            let (addr, tls) = a.daemon.resolve()?;
+            (Some(addr.to_string()), tls)
+        }
+        None => (None, a.daemon.resolve().map(|(_, t)| t)?),
+    };
+    let opts = melange2_build::BuildOptions {
+        config: a.config,
+        archs: a.arch,
+        out_dir: a.out_dir,
+        signing_key: a.signing_key,
+        repository_append: a.repository_append,
+        keyring_append: a.keyring_append,
+        package_append: a.package_append,
+        source_dir: a.source_dir,
+        cache_dir: a.cache_dir,
+        apk_cache_dir: a.apk_cache_dir,
+        env_files: a.env_file,
+        vars_file: a.vars_file,
+        build_options: a.build_option,
+        pipeline_dirs: a.pipeline_dir,
+        generate_index: a.generate_index,
+        debug: a.debug,
+        progress: a.progress,
+        source_date_epoch: a.build_date.as_deref().map(parse_build_date).transpose()?,
+        timeout: a.timeout.as_deref().map(parse_timeout).transpose()?,
+        ignore_signatures: a.ignore_signatures,
+        cache_mounts: !a.no_cache_mounts,
+        bootstrap_rootfs: a.bootstrap_rootfs,
+        buildkit_addr: addr,
+        tls,
+        namespace: a.namespace,
+    };
+    let rt = tokio::runtime::Runtime::new()?;
+    let report = rt.block_on(melange2_build::build(&opts))?;
+    for r in &report.archs {
+        if r.skipped {
+            eprintln!("{}: skipped (not in package.target-architecture)", r.arch);
+            continue;
+        }
+        eprintln!("{}: {} package(s) written", r.arch, r.packages.len());
+        for p in &r.packages {
+            println!("{}", p.display());
+        }
+        if let Some(i) = &r.index {
+            println!("{}", i.display());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(parse_timeout("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_timeout("1h30m").unwrap(), Duration::from_secs(5400));
+        assert!(parse_timeout("5x").is_err());
+        assert!(parse_timeout("5h3").is_err());
+    }
+
+    #[test]
+    fn build_dates() {
+        assert_eq!(parse_build_date("1700000000").unwrap(), 1_700_000_000);
+        assert_eq!(parse_build_date("1970-01-01T00:00:00Z").unwrap(), 0);
+        assert_eq!(
+            parse_build_date("2023-11-14T22:13:20Z").unwrap(),
+            1_700_000_000
+        );
+        assert_eq!(
+            parse_build_date("2023-11-15T00:13:20+02:00").unwrap(),
+            1_700_000_000
+        );
+        assert!(parse_build_date("yesterday").is_err());
+    }
+}

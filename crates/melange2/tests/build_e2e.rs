@@ -1,0 +1,589 @@
+//! `melange2 build` end to end: the real binary, the real buildkitd of `make test`, a signed
+//! repository built by the test with our own writer (busybox from Debian's busybox-static),
+//! served as a directory and over HTTP on 127.0.0.1.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use melange2_apk::{Keyring, PackageTree, PkgInfo, RepoBuilder, generate_key, verify_package};
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    repo: PathBuf,
+    pubkey: PathBuf,
+    signing_key: PathBuf,
+}
+
+/// A signed repository with busybox (and its applet list) and wget, plus a signing key for the
+/// packages the tests build.
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let repo_key = generate_key(2048, "repo.rsa").unwrap();
+    let pubkey = dir.path().join("repo.rsa.pub");
+    std::fs::write(&pubkey, repo_key.public_key_pem().unwrap()).unwrap();
+    let mut repo = RepoBuilder::new(dir.path().join("repo")).signer(repo_key);
+
+    let applets = Command::new("/bin/busybox")
+        .arg("--list-full")
+        .output()
+        .unwrap();
+    let mut list: Vec<String> = String::from_utf8(applets.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| format!("/{l}"))
+        .collect();
+    list.sort();
+    let mut t = PackageTree::new();
+    t.add_dir("bin", 0o755).unwrap();
+    t.add_file("bin/busybox", 0o755, std::fs::read("/bin/busybox").unwrap())
+        .unwrap();
+    t.add_dir("etc", 0o755).unwrap();
+    t.add_dir("etc/busybox-paths.d", 0o755).unwrap();
+    t.add_file("etc/busybox-paths.d/busybox", 0o644, list.join("\n") + "\n")
+        .unwrap();
+    repo.add(&PkgInfo::new("busybox", "1.35.0-r0", "x86_64"), &t)
+        .unwrap();
+
+    let mut t = PackageTree::new();
+    t.add_dir("usr", 0o755).unwrap();
+    t.add_dir("usr/bin", 0o755).unwrap();
+    t.add_symlink("usr/bin/wget", "/bin/busybox").unwrap();
+    let mut info = PkgInfo::new("wget", "1.35.0-r0", "x86_64");
+    info.depends.push("busybox".into());
+    repo.add(&info, &t).unwrap();
+    repo.finish().unwrap();
+
+    let signing_key = dir.path().join("melange.rsa");
+    let out = melange2()
+        .args(["keygen", "--key-size", "2048"])
+        .arg(&signing_key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Fixture {
+        repo: dir.path().join("repo"),
+        dir,
+        pubkey,
+        signing_key,
+    }
+}
+
+fn melange2() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_melange2"))
+}
+
+fn daemon() -> String {
+    std::env::var("BUILDKIT_HOST")
+        .expect("BUILDKIT_HOST is not set: run with `make test`, which starts buildkitd")
+}
+
+/// Run `melange2 build` with the fixture's repository and key; progress as rawjson.
+fn build(f: &Fixture, recipe: &Path, out: &Path, extra: &[&str]) -> Output {
+    melange2()
+        .arg("build")
+        .arg(recipe)
+        .args(["--arch", "x86_64"])
+        .args(if extra.contains(&"--progress") {
+            &[][..]
+        } else {
+            &["--progress", "rawjson"][..]
+        })
+        .arg("--out-dir")
+        .arg(out)
+        .arg("-r")
+        .arg(&f.repo)
+        .arg("-k")
+        .arg(&f.pubkey)
+        .arg("--signing-key")
+        .arg(&f.signing_key)
+        .arg("--apk-cache-dir")
+        .arg(f.dir.path().join("apk-cache"))
+        .args(["--buildkit-addr", &daemon()])
+        .args(extra)
+        .current_dir(f.dir.path())
+        .output()
+        .unwrap()
+}
+
+fn ok(o: &Output) -> &Output {
+    assert!(
+        o.status.success(),
+        "melange2 build failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// Final state of every vertex from rawjson progress on stderr: name → cached.
+fn vertices(o: &Output) -> BTreeMap<String, bool> {
+    let mut out = BTreeMap::new();
+    for line in String::from_utf8_lossy(&o.stderr).lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        for vx in v["vertexes"].as_array().into_iter().flatten() {
+            if vx["completed"].is_null() {
+                continue;
+            }
+            out.insert(
+                vx["name"].as_str().unwrap_or("").to_string(),
+                vx["cached"].as_bool().unwrap_or(false),
+            );
+        }
+    }
+    out
+}
+
+fn data_files(apk: &Path, keyring: &Keyring) -> BTreeMap<String, String> {
+    let c = verify_package(apk, keyring, None).unwrap_or_else(|e| panic!("{}: {e}", apk.display()));
+    c.data
+        .entries
+        .iter()
+        .map(|e| (e.path.clone(), e.link.clone()))
+        .collect()
+}
+
+fn keyring_of(f: &Fixture) -> Keyring {
+    let mut kr = Keyring::new();
+    kr.add_file(&f.signing_key.with_extension("rsa.pub"))
+        .unwrap();
+    kr
+}
+
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(snapshot(&p));
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn write_recipe(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn hello_builds_signed_packages_and_index_and_rebuilds_from_cache() {
+    let f = fixture();
+    let recipe = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello/melange.yaml");
+    let out = f.dir.path().join("packages");
+    let first = build(&f, &recipe, &out, &[]);
+    ok(&first);
+    let arch = out.join("x86_64");
+    let hello = arch.join("hello-1.0.0-r0.apk");
+    let doc = arch.join("hello-doc-1.0.0-r0.apk");
+    let kr = keyring_of(&f);
+    let files = data_files(&hello, &kr);
+    assert!(files.contains_key("usr/bin/hello"), "{files:?}");
+    assert!(
+        !files.keys().any(|k| k.starts_with("usr/share/doc")),
+        "docs moved out"
+    );
+    let files = data_files(&doc, &kr);
+    assert!(
+        files.contains_key("usr/share/doc/hello/README"),
+        "{files:?}"
+    );
+    let (idx, _) = melange2_apk::read_index(&arch.join("APKINDEX.tar.gz"), Some(&kr)).unwrap();
+    let names: Vec<&str> = idx.entries.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["hello", "hello-doc"]);
+
+    // Unchanged recipe: every step cached, byte-identical packages.
+    let bytes = std::fs::read(&hello).unwrap();
+    let second = build(&f, &recipe, &out, &[]);
+    ok(&second);
+    let v = vertices(&second);
+    let steps: Vec<_> = v
+        .iter()
+        .filter(|(n, _)| {
+            n.starts_with("Build") || n.starts_with("Docs") || n.starts_with("hello-doc:")
+        })
+        .collect();
+    assert_eq!(steps.len(), 3, "{v:?}");
+    for (n, cached) in steps {
+        assert!(cached, "step {n} was not cached");
+    }
+    assert_eq!(
+        std::fs::read(&hello).unwrap(),
+        bytes,
+        "reproducible package"
+    );
+}
+
+#[test]
+fn changing_the_last_step_reruns_only_that_step() {
+    let f = fixture();
+    let text = |last: &str| {
+        format!(
+            "package:\n  name: steps\n  version: 1.0.0\n  epoch: 0\n  description: steps\n  copyright:\n    - license: MIT\nenvironment:\n  contents:\n    packages:\n      - busybox\npipeline:\n  - name: first\n    runs: mkdir -p ${{{{targets.destdir}}}}/usr/share && echo one > ${{{{targets.destdir}}}}/usr/share/one\n  - name: last\n    runs: echo {last} > ${{{{targets.destdir}}}}/usr/share/last\n"
+        )
+    };
+    let out = f.dir.path().join("out");
+    let r1 = write_recipe(f.dir.path(), "steps.yaml", &text("a"));
+    ok(&build(&f, &r1, &out, &[]));
+    let r2 = write_recipe(f.dir.path(), "steps.yaml", &text("b"));
+    let o = build(&f, &r2, &out, &[]);
+    ok(&o);
+    let v = vertices(&o);
+    assert_eq!(v.get("first"), Some(&true), "{v:?}");
+    assert_eq!(v.get("last"), Some(&false), "{v:?}");
+}
+
+#[test]
+fn failing_step_reports_and_leaves_out_dir_unchanged() {
+    let f = fixture();
+    let out = f.dir.path().join("out");
+    // A good build first, so the out-dir has content to protect.
+    let good = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello/melange.yaml");
+    ok(&build(&f, &good, &out, &[]));
+    let before = snapshot(&out);
+    let bad = write_recipe(
+        f.dir.path(),
+        "bad.yaml",
+        "package:\n  name: bad\n  version: 1.0.0\n  epoch: 0\n  description: fails\n  copyright:\n    - license: MIT\nenvironment:\n  contents:\n    packages:\n      - busybox\npipeline:\n  - name: compile things\n    runs: |\n      echo working\n      echo 'error: something is broken' >&2\n      exit 7\n",
+    );
+    let o = build(&f, &bad, &out, &["--progress", "plain"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("compile things"), "{err}");
+    assert!(err.contains("exit code 7"), "{err}");
+    assert!(err.contains("error: something is broken"), "{err}");
+    assert_eq!(snapshot(&out), before, "out-dir changed by a failed build");
+}
+
+/// Serve one file on 127.0.0.1; returns its URL.
+fn serve(body: Vec<u8>, name: &str) -> String {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/{name}", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for c in l.incoming().take(16) {
+            let Ok(mut s) = c else { break };
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).starts_with("HEAD");
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            if !head {
+                let _ = s.write_all(&body);
+            }
+        }
+    });
+    url
+}
+
+fn tarball() -> Vec<u8> {
+    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::default(),
+    ));
+    let mut add = |path: &str, mode: u32, data: &str| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(mode);
+        h.set_mtime(0);
+        h.set_cksum();
+        b.append_data(&mut h, path, data.as_bytes()).unwrap();
+    };
+    add(
+        "greet-2.1/configure",
+        0o755,
+        "#!/bin/sh\nprefix=/usr\nfor a; do case $a in --prefix=*) prefix=${a#--prefix=};; esac; done\necho \"PREFIX=$prefix\" > config.status\n",
+    );
+    add(
+        "greet-2.1/build.sh",
+        0o755,
+        "#!/bin/sh\nset -e\n. ./config.status 2>/dev/null || PREFIX=$(sed -n 's/PREFIX=//p' config.status)\nmkdir -p \"$DESTDIR$PREFIX/bin\" \"$DESTDIR$PREFIX/include\" \"$DESTDIR$PREFIX/lib\"\nprintf '#!/bin/sh\\necho greetings\\n' > \"$DESTDIR$PREFIX/bin/greet\"\nchmod 755 \"$DESTDIR$PREFIX/bin/greet\"\necho 'int greet(void);' > \"$DESTDIR$PREFIX/include/greet.h\"\necho archive > \"$DESTDIR$PREFIX/lib/libgreet.a\"\n",
+    );
+    b.into_inner().unwrap().finish().unwrap()
+}
+
+#[test]
+fn fetch_configure_build_with_subpackages_ranges_conditions_and_split() {
+    use sha2::Digest;
+    let f = fixture();
+    let tgz = tarball();
+    let sum = hex::encode(sha2::Sha256::digest(&tgz));
+    let url = serve(tgz, "greet-2.1.tar.gz");
+    let recipe = format!(
+        r#"package:
+  name: greet
+  version: "2.1"
+  epoch: 3
+  description: greets
+  copyright:
+    - license: Apache-2.0
+environment:
+  contents:
+    packages:
+      - busybox
+  environment:
+    GREETING: hi-from-env
+data:
+  - name: flavours
+    items:
+      sweet: candy
+      sour: lemon
+vars:
+  tool: greet
+pipeline:
+  - uses: fetch
+    with:
+      uri: {url}
+      expected-sha256: {sum}
+  - name: configure
+    runs: ./configure --prefix=/usr
+  - name: build
+    runs: DESTDIR=${{{{targets.destdir}}}} ./build.sh
+  - name: conditional on arch
+    if: ${{{{build.arch}}}} == 'x86_64'
+    runs: echo x86 > ${{{{targets.destdir}}}}/usr/bin/arch-note
+  - name: never
+    if: ${{{{build.arch}}}} == 'riscv64'
+    runs: exit 9
+  - name: env and working directory
+    working-directory: sub/dir
+    runs: |
+      pwd > ${{{{targets.destdir}}}}/usr/bin/where
+      echo "$GREETING" > ${{{{targets.destdir}}}}/usr/bin/greeting
+subpackages:
+  - name: greet-dev
+    pipeline:
+      - uses: split/dev
+  - range: flavours
+    name: greet-${{{{range.key}}}}
+    description: ${{{{range.value}}}} flavour
+    pipeline:
+      - runs: |
+          mkdir -p ${{{{targets.contextdir}}}}/usr/share/greet
+          echo ${{{{range.value}}}} > ${{{{targets.contextdir}}}}/usr/share/greet/${{{{range.key}}}}
+"#
+    );
+    let r = write_recipe(f.dir.path(), "greet.yaml", &recipe);
+    let out = f.dir.path().join("out");
+    ok(&build(&f, &r, &out, &[]));
+    let kr = keyring_of(&f);
+    let a = out.join("x86_64");
+    let main = data_files(&a.join("greet-2.1-r3.apk"), &kr);
+    for p in [
+        "usr/bin/greet",
+        "usr/bin/arch-note",
+        "usr/bin/where",
+        "usr/bin/greeting",
+    ] {
+        assert!(main.contains_key(p), "{p} missing: {main:?}");
+    }
+    assert!(
+        !main.contains_key("usr/include/greet.h"),
+        "split/dev moved headers"
+    );
+    let dev = data_files(&a.join("greet-dev-2.1-r3.apk"), &kr);
+    assert!(
+        dev.contains_key("usr/include/greet.h") && dev.contains_key("usr/lib/libgreet.a"),
+        "{dev:?}"
+    );
+    let sweet = data_files(&a.join("greet-sweet-2.1-r3.apk"), &kr);
+    assert!(sweet.contains_key("usr/share/greet/sweet"), "{sweet:?}");
+    assert!(a.join("greet-sour-2.1-r3.apk").is_file());
+
+    // The step outputs: working directory and environment.
+    let c = verify_package(&a.join("greet-2.1-r3.apk"), &kr, None).unwrap();
+    let _ = c;
+    let tmp = f.dir.path().join("x");
+    std::fs::create_dir_all(&tmp).unwrap();
+    melange2_apk::PackageReader::open(&a.join("greet-2.1-r3.apk"))
+        .unwrap()
+        .extract_to(&tmp)
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(tmp.join("usr/bin/where")).unwrap(),
+        "/home/build/sub/dir\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(tmp.join("usr/bin/greeting")).unwrap(),
+        "hi-from-env\n"
+    );
+
+    // A wrong checksum fails the build.
+    let bad = recipe.replace(&sum, &"0".repeat(64));
+    let r = write_recipe(f.dir.path(), "greet-bad.yaml", &bad);
+    let o = build(
+        &f,
+        &r,
+        &f.dir.path().join("out-bad"),
+        &["--progress", "plain"],
+    );
+    assert!(!o.status.success(), "a wrong checksum must fail");
+    assert!(
+        !f.dir.path().join("out-bad/x86_64").exists(),
+        "nothing written"
+    );
+}
+
+#[test]
+fn cache_mounts_persist_between_builds() {
+    let f = fixture();
+    let marker = format!("{}", std::process::id());
+    let writer = format!(
+        "package:\n  name: cache-writer\n  version: 1.0.0\n  epoch: 0\n  description: w\n  copyright:\n    - license: MIT\nenvironment:\n  contents:\n    packages:\n      - busybox\npipeline:\n  - runs: |\n      echo {marker} > /var/cache/melange/e2e-marker\n      mkdir -p ${{{{targets.destdir}}}}/usr/share\n      echo w > ${{{{targets.destdir}}}}/usr/share/w\n"
+    );
+    let reader = "package:\n  name: cache-reader\n  version: 1.0.0\n  epoch: 0\n  description: r\n  copyright:\n    - license: MIT\nenvironment:\n  contents:\n    packages:\n      - busybox\npipeline:\n  - runs: |\n      mkdir -p ${{targets.destdir}}/usr/share\n      cp /var/cache/melange/e2e-marker ${{targets.destdir}}/usr/share/marker\n";
+    let out = f.dir.path().join("out");
+    ok(&build(
+        &f,
+        &write_recipe(f.dir.path(), "w.yaml", &writer),
+        &out,
+        &[],
+    ));
+    ok(&build(
+        &f,
+        &write_recipe(f.dir.path(), "r.yaml", reader),
+        &out,
+        &[],
+    ));
+    let tmp = f.dir.path().join("x");
+    std::fs::create_dir_all(&tmp).unwrap();
+    melange2_apk::PackageReader::open(&out.join("x86_64/cache-reader-1.0.0-r0.apk"))
+        .unwrap()
+        .extract_to(&tmp)
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(tmp.join("usr/share/marker")).unwrap(),
+        format!("{marker}\n")
+    );
+}
+
+/// Serve a directory over HTTP on 127.0.0.1 (GET and HEAD, 404 for missing files).
+fn serve_dir(root: PathBuf) -> String {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for c in l.incoming().take(64) {
+            let Ok(mut s) = c else { break };
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..n]).to_string();
+            let mut parts = req.split_whitespace();
+            let method = parts.next().unwrap_or("");
+            let path = parts
+                .next()
+                .unwrap_or("/")
+                .trim_start_matches('/')
+                .to_string();
+            match std::fs::read(root.join(&path)) {
+                Ok(body) if !path.contains("..") => {
+                    let _ = write!(
+                        s,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    if method != "HEAD" {
+                        let _ = s.write_all(&body);
+                    }
+                }
+                _ => {
+                    let _ = write!(
+                        s,
+                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                }
+            }
+        }
+    });
+    url
+}
+
+#[test]
+fn repository_over_http() {
+    let f = fixture();
+    let url = serve_dir(f.repo.clone());
+    let recipe = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello/melange.yaml");
+    let out = f.dir.path().join("out");
+    let o = melange2()
+        .arg("build")
+        .arg(&recipe)
+        .args([
+            "--arch",
+            "x86_64",
+            "--progress",
+            "plain",
+            "--buildkit-addr",
+            &daemon(),
+        ])
+        .args(["-r", &url])
+        .arg("-k")
+        .arg(&f.pubkey)
+        .arg("--apk-cache-dir")
+        .arg(f.dir.path().join("http-cache"))
+        .arg("--signing-key")
+        .arg(&f.signing_key)
+        .arg("--out-dir")
+        .arg(&out)
+        .current_dir(f.dir.path())
+        .output()
+        .unwrap();
+    ok(&o);
+    assert!(out.join("x86_64/hello-1.0.0-r0.apk").is_file());
+}
+
+#[test]
+fn bootstrap_rootfs_builds_busybox() {
+    let f = fixture();
+    // Bootstrap: build busybox from Debian's static binary with a rootfs directory.
+    let rootfs = f.dir.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    for a in String::from_utf8(list.stdout).unwrap().lines() {
+        let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a));
+    }
+    let src = f.dir.path().join("bbsrc");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::copy("/bin/busybox", src.join("busybox")).unwrap();
+    let recipe =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/bootstrap/busybox.yaml");
+    let out = f.dir.path().join("boot");
+    let o = melange2()
+        .arg("build")
+        .arg(&recipe)
+        .args([
+            "--arch",
+            "x86_64",
+            "--progress",
+            "plain",
+            "--buildkit-addr",
+            &daemon(),
+        ])
+        .arg("--bootstrap-rootfs")
+        .arg(&rootfs)
+        .arg("--source-dir")
+        .arg(&src)
+        .arg("--signing-key")
+        .arg(&f.signing_key)
+        .arg("--out-dir")
+        .arg(&out)
+        .current_dir(f.dir.path())
+        .output()
+        .unwrap();
+    ok(&o);
+    let files = data_files(&out.join("x86_64/busybox-1.35.0-r0.apk"), &keyring_of(&f));
+    assert!(files.contains_key("bin/busybox") && files.contains_key("etc/busybox-paths.d/busybox"));
+}
