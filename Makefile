@@ -14,20 +14,10 @@ deps:
 build: deps
 	$(CARGO) build --locked -p melange2
 
-# Start (or reuse) a local buildkitd, show what it is, then exercise the offline tools on the
-# example package: key generation and the compiled build plan for both architectures.
+# Start (or reuse) a local buildkitd, bootstrap a local repository (busybox from Debian's
+# busybox-static, packaged by melange2), build examples/hello into packages/, verify and run it.
 demo: build
-	@scripts/with-buildkit.sh bash -c '\
-	  set -e; \
-	  echo "== buildkit info ($$BUILDKIT_HOST)"; $(BIN) buildkit info; \
-	  mkdir -p $(DEMO_DIR); \
-	  if [ ! -f $(DEMO_DIR)/melange.rsa ]; then \
-	    echo "== keygen"; $(BIN) keygen --key-size 2048 $(DEMO_DIR)/melange.rsa; fi; \
-	  echo "== package-version"; $(BIN) package-version examples/hello/melange.yaml; \
-	  for arch in x86_64 aarch64; do \
-	    $(BIN) compile examples/hello/melange.yaml --arch $$arch > $(DEMO_DIR)/hello-$$arch.json; \
-	    echo "== compiled plan: $(DEMO_DIR)/hello-$$arch.json"; done; \
-	  echo "demo done: key in $(DEMO_DIR)/melange.rsa(.pub), plans in $(DEMO_DIR)/"'
+	@scripts/with-buildkit.sh scripts/demo.sh
 
 # The whole test suite against a real buildkitd (started here when BUILDKIT_HOST is unset).
 test: deps
