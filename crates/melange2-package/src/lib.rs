@@ -34,6 +34,7 @@ mod staging;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use melange2_apk::{
     ApkIndex, ControlFiles, PackageTree, PkgInfo, Scriptlet, SigningKey, WriteOptions,
@@ -95,6 +96,23 @@ pub struct PackagedOutput {
     /// Non-fatal problems (unknown output directories, trigger scripts
     /// without paths, …), also logged.
     pub warnings: Vec<String>,
+    /// Where the time went.
+    pub timings: Timings,
+}
+
+/// Wall time of each phase of a packaging run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timings {
+    /// Reading the build output (tar stream or directory).
+    pub ingest: Duration,
+    /// SCA of every package.
+    pub sca: Duration,
+    /// Writing (compressing, signing) the packages.
+    pub write: Duration,
+    /// Merging and signing the index.
+    pub index: Duration,
+    /// Moving everything into place.
+    pub commit: Duration,
 }
 
 /// One package written.
@@ -178,8 +196,15 @@ where
         controls.push(control_files(p, i == 0, &req.melange_yaml, &mut warnings)?);
     }
 
+    let mut timings = Timings::default();
+    let mut t = Instant::now();
+    let mut lap = |slot: &mut Duration| {
+        *slot = t.elapsed();
+        t = Instant::now();
+    };
     let mut staging = Staging::begin(&req.out_dir, &plan.arch)?;
     let ingested = ingest_fn(&staging, &names)?;
+    lap(&mut timings.ingest);
     warnings.extend(ingested.warnings.iter().cloned());
     let empty = PackageTree::new();
     let trees: Vec<(&str, &PackageTree)> = names
@@ -205,6 +230,7 @@ where
         })
         .collect();
     sca::link_siblings(&mut reports);
+    lap(&mut timings.sca);
 
     let opts = write_options(req, staging.spool_dir());
     let mut written = Vec::new();
@@ -223,6 +249,7 @@ where
         written.push((w, report, staging.arch_dir().join(&file_name)));
     }
 
+    lap(&mut timings.write);
     let mut index_path = None;
     if req.generate_index {
         let existing = staging.arch_dir().join(INDEX_FILE_NAME);
@@ -241,7 +268,10 @@ where
         staging.stage(INDEX_FILE_NAME);
         index_path = Some(existing);
     }
+    lap(&mut timings.index);
     staging.commit()?;
+    lap(&mut timings.commit);
+    tracing::debug!(?timings, "packaging phases");
     for w in &warnings {
         tracing::warn!("{w}");
     }
@@ -263,6 +293,7 @@ where
         packages,
         index: index_path,
         warnings,
+        timings,
     })
 }
 
