@@ -197,7 +197,9 @@ impl Staging {
             self.abort();
             return Err(e);
         }
-        // success: the staging directory (with the replaced files) goes away
+        // success: keep the directories, drop the staging directory (with
+        // the replaced files)
+        self.created.clear();
         if let Some(d) = self.dir.take()
             && let Err(e) = d.close()
         {
