@@ -28,8 +28,9 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
-bench: deps
+bench: build
 	@scripts/with-buildkit.sh $(CARGO) bench --locked --workspace
+	@scripts/with-buildkit.sh bench/build.sh
 
 stop:
 	@scripts/buildkit.sh stop

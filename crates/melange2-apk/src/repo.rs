@@ -56,6 +56,7 @@ pub fn sign_package_file(
             .map_err(|e| Error::io_path(path, e))?;
         std::io::copy(&mut f, out).map_err(|e| Error::io_path(path, e))?;
     }
+    crate::writer::set_public(tmp.as_file(), path)?;
     tmp.persist(path)
         .map_err(|e| Error::io_path(path, e.error))?;
     Ok(())

@@ -504,6 +504,8 @@ pub fn write_package(
     let tmp = w
         .into_inner()
         .map_err(|e| Error::io_path(path, e.into_error()))?;
+    // Packages are public artefacts; temp files start out 0600.
+    set_public(tmp.as_file(), path)?;
     tmp.persist(path)
         .map_err(|e| Error::io_path(path, e.error))?;
     written.path = Some(path.to_path_buf());
@@ -524,4 +526,11 @@ pub fn write_package_from_dir(
 ) -> Result<WrittenPackage> {
     let tree = PackageTree::from_dir(dir)?;
     write_package(&tree, info, control, signer, opts, path)
+}
+
+/// Give a finished package file mode 0644.
+pub(crate) fn set_public(f: &std::fs::File, path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    f.set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(|e| Error::io_path(path, e))
 }

@@ -187,6 +187,11 @@ fn hello_builds_signed_packages_and_index_and_rebuilds_from_cache() {
     let hello = arch.join("hello-1.0.0-r0.apk");
     let doc = arch.join("hello-doc-1.0.0-r0.apk");
     let kr = keyring_of(&f);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&hello).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
     let files = data_files(&hello, &kr);
     assert!(files.contains_key("usr/bin/hello"), "{files:?}");
     assert!(
@@ -586,4 +591,60 @@ fn bootstrap_rootfs_builds_busybox() {
     ok(&o);
     let files = data_files(&out.join("x86_64/busybox-1.35.0-r0.apk"), &keyring_of(&f));
     assert!(files.contains_key("bin/busybox") && files.contains_key("etc/busybox-paths.d/busybox"));
+}
+
+#[test]
+fn an_arch_the_daemon_cannot_run_is_reported_before_building() {
+    let f = fixture();
+    let recipe = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello/melange.yaml");
+    let out = f.dir.path().join("out");
+    let o = melange2()
+        .arg("build")
+        .arg(&recipe)
+        .args([
+            "--arch",
+            "x86_64,s390x",
+            "--progress",
+            "plain",
+            "--buildkit-addr",
+            &daemon(),
+        ])
+        .arg("-r")
+        .arg(&f.repo)
+        .arg("-k")
+        .arg(&f.pubkey)
+        .arg("--out-dir")
+        .arg(&out)
+        .current_dir(f.dir.path())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("cannot run s390x (linux/s390x)"), "{err}");
+    assert!(
+        err.contains("linux/amd64"),
+        "names what the daemon supports: {err}"
+    );
+    assert!(!err.contains("exec format error"), "{err}");
+    assert!(!out.exists(), "nothing was built");
+}
+
+#[test]
+fn bad_build_file_is_a_clear_error() {
+    let f = fixture();
+    let bad = write_recipe(
+        f.dir.path(),
+        "typo.yaml",
+        "package:\n  name: typo\n  version: 1.0.0\n  epcho: 0\n",
+    );
+    let o = build(
+        &f,
+        &bad,
+        &f.dir.path().join("out"),
+        &["--progress", "plain"],
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("typo.yaml:4"), "names file and line: {err}");
+    assert!(err.contains("epoch"), "suggests the key: {err}");
 }
