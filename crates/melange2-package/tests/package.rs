@@ -188,6 +188,14 @@ fn main_package_and_subpackages() {
         sca.provided_in_build.get("so:libfoo.so.1"),
         Some(&vec!["hello-libs".to_string()])
     );
+    assert_eq!(
+        sca.sources().get("so:libc.so.6"),
+        Some(&vec![
+            "opt/vendor/libvend.so.2",
+            "usr/bin/hello",
+            "usr/bin/hello-link"
+        ])
+    );
     let log = sca.render_text();
     assert!(
         log.contains("depend so:libfoo.so.1 <- usr/bin/hello (DT_NEEDED libfoo.so.1)"),

@@ -40,7 +40,7 @@
 pub(crate) mod elf;
 pub(crate) mod pkgconfig;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt::Write as _;
 
 use melange2_apk::PackageTree;
@@ -174,6 +174,26 @@ impl ScaReport {
     /// Findings that produced `value` (any list).
     pub fn explain<'a>(&'a self, value: &'a str) -> impl Iterator<Item = &'a ScaFinding> + 'a {
         self.findings.iter().filter(move |f| f.value == value)
+    }
+
+    /// Files behind every final depend and provide (entry → files), the
+    /// shape of melange's JSON dependency log.
+    pub fn sources(&self) -> BTreeMap<&str, Vec<&str>> {
+        let mut out: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for v in self.depends.iter().chain(&self.provides) {
+            let mut files: Vec<&str> = self
+                .findings
+                .iter()
+                .filter(|f| &f.value == v && f.kind != FindingKind::Vendored)
+                .map(|f| f.file.as_str())
+                .collect();
+            files.sort_unstable();
+            files.dedup();
+            if !files.is_empty() {
+                out.insert(v.as_str(), files);
+            }
+        }
+        out
     }
 
     /// Human-readable log: every final entry with the files it came from,
@@ -383,6 +403,17 @@ pub(crate) fn resolve_in_tree(tree: &PackageTree, path: &str) -> Option<String> 
     Some(cur.join("/"))
 }
 
+/// ELF facts per (package, path), so files reached through several
+/// symlinks are read once.
+type ElfCache = HashMap<(String, String), Option<elf::ElfFacts>>;
+
+fn cached_elf(cache: &mut ElfCache, pkg: &str, entry: &TreeEntry) -> Option<elf::ElfFacts> {
+    cache
+        .entry((pkg.to_string(), entry.path.clone()))
+        .or_insert_with(|| elf_of(entry))
+        .clone()
+}
+
 fn elf_of(entry: &TreeEntry) -> Option<elf::ElfFacts> {
     let prefix = ingest::read_prefix(entry, 4).ok()??;
     if !elf::has_elf_magic(&prefix) {
@@ -404,8 +435,16 @@ pub(crate) fn generate(build: &BuildTrees<'_>, package: &str, version: &str) -> 
         return g;
     };
     let lib_dirs = build.lib_dirs();
+    let mut cache = ElfCache::new();
     for entry in tree.entries() {
-        shared_objects(build, tree, entry, version, &lib_dirs, &mut g);
+        let ctx = ScanCtx {
+            build,
+            package,
+            tree,
+            version,
+            lib_dirs: &lib_dirs,
+        };
+        shared_objects(&ctx, entry, &mut cache, &mut g);
         commands(entry, version, &mut g);
         pkg_config(entry, version, &mut g);
     }
@@ -414,20 +453,23 @@ pub(crate) fn generate(build: &BuildTrees<'_>, package: &str, version: &str) -> 
     g
 }
 
-fn shared_objects(
-    build: &BuildTrees<'_>,
-    tree: &PackageTree,
-    entry: &TreeEntry,
-    version: &str,
-    lib_dirs: &[String],
-    g: &mut Generated,
-) {
+/// What the shared-object generator needs about the package being scanned.
+struct ScanCtx<'a> {
+    build: &'a BuildTrees<'a>,
+    package: &'a str,
+    tree: &'a PackageTree,
+    version: &'a str,
+    lib_dirs: &'a [String],
+}
+
+fn shared_objects(ctx: &ScanCtx<'_>, entry: &TreeEntry, cache: &mut ElfCache, g: &mut Generated) {
     const GEN: &str = "shared-object";
+    let (tree, version, lib_dirs) = (ctx.tree, ctx.version, ctx.lib_dirs);
     let path = entry.path.as_str();
     let file_entry: &TreeEntry = match &entry.kind {
         EntryKind::Symlink(target) => {
             if path.contains(".so") {
-                symlink_so(build, path, target, lib_dirs, g);
+                symlink_so(ctx.build, path, target, lib_dirs, cache, g);
             }
             // the file the link points at, within this package
             let Some(real) = resolve_in_tree(tree, path) else {
@@ -441,7 +483,7 @@ fn shared_objects(
         EntryKind::File { .. } => entry,
         _ => return,
     };
-    let Some(facts) = elf_of(file_entry) else {
+    let Some(facts) = cached_elf(cache, ctx.package, file_entry) else {
         return;
     };
     let base = basename(path);
@@ -531,6 +573,7 @@ fn symlink_so(
     path: &str,
     target: &str,
     lib_dirs: &[String],
+    cache: &mut ElfCache,
     g: &mut Generated,
 ) {
     let base = basename(target);
@@ -543,7 +586,7 @@ fn symlink_so(
             let Some(e) = tree.get(&real) else {
                 return;
             };
-            let Some(facts) = elf_of(e) else {
+            let Some(facts) = cached_elf(cache, pkg, e) else {
                 return;
             };
             for soname in &facts.sonames {
