@@ -190,11 +190,7 @@ fn main_package_and_subpackages() {
     );
     assert_eq!(
         sca.sources().get("so:libc.so.6"),
-        Some(&vec![
-            "opt/vendor/libvend.so.2",
-            "usr/bin/hello",
-            "usr/bin/hello-link"
-        ])
+        Some(&vec!["usr/bin/hello", "usr/bin/hello-link"])
     );
     let log = sca.render_text();
     assert!(
