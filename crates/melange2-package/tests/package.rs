@@ -508,11 +508,10 @@ fn package_dir_matches_package_tar() {
 fn go_fips_and_static_binaries() {
     let yaml = "package:\n  name: gobin\n  version: \"1.0\"\n  epoch: 0\npipeline:\n  - runs: x\n";
     let plan = plan_from_yaml(yaml);
-    let busybox = std::fs::read("/bin/busybox").unwrap();
     let mut t = TarStream::new();
     t.dir("gobin")
         .file("gobin/usr/bin/fips", 0o755, &elves().gofips)
-        .file("gobin/usr/bin/busybox", 0o755, &busybox);
+        .file("gobin/usr/bin/static", 0o755, &elves().static_bin);
     let tmp = tempfile::tempdir().unwrap();
     let out = package_tar(&request(&plan, tmp.path()), &t.finish()[..]).unwrap();
     let p = &out.packages[0];
@@ -525,7 +524,7 @@ fn go_fips_and_static_binaries() {
             "so:libcrypto.so.3"
         ]
     );
-    assert_eq!(p.provides, ["cmd:busybox=1.0-r0", "cmd:fips=1.0-r0"]);
+    assert_eq!(p.provides, ["cmd:fips=1.0-r0", "cmd:static=1.0-r0"]);
     let fips: Vec<&str> = p
         .sca
         .explain("so:libcrypto.so.3")
@@ -536,7 +535,7 @@ fn go_fips_and_static_binaries() {
         p.sca
             .findings
             .iter()
-            .all(|f| f.file != "usr/bin/busybox" || f.kind == FindingKind::Provide)
+            .all(|f| f.file != "usr/bin/static" || f.kind == FindingKind::Provide)
     );
 }
 

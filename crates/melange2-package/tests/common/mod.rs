@@ -20,6 +20,8 @@ pub struct Elves {
     pub hello: Vec<u8>,
     /// executable with a Go build-info section (cgo + boringcrypto)
     pub gofips: Vec<u8>,
+    /// statically linked executable (no interpreter, no DT_NEEDED)
+    pub static_bin: Vec<u8>,
 }
 
 fn cc(dir: &Path, args: &[&str]) {
@@ -109,12 +111,15 @@ pub fn elves() -> &'static Elves {
             ],
         );
         cc(&dir, &["-o", "gofips", "gofips.c"]);
+        std::fs::write(dir.join("static.c"), "int main(void) { return 0; }\n").unwrap();
+        cc(&dir, &["-static", "-o", "static", "static.c"]);
         let read = |n: &str| std::fs::read(dir.join(n)).unwrap();
         Elves {
             libfoo: read("libfoo.so.1.2.3"),
             libvend: read("libvend.so.2"),
             hello: read("hello"),
             gofips: read("gofips"),
+            static_bin: read("static"),
             dir,
         }
     })
