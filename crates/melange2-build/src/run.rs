@@ -41,6 +41,8 @@ pub struct BuildOptions {
     pub cache_dir: Option<PathBuf>,
     /// Download cache of the resolver.
     pub apk_cache_dir: Option<PathBuf>,
+    /// Also unpack the package trees into `<dir>/<arch>/melange-out/` (for inspection).
+    pub workspace_dir: Option<PathBuf>,
     /// `--env-file`s.
     pub env_files: Vec<PathBuf>,
     /// `--vars-file`.
@@ -383,7 +385,13 @@ async fn prepare(
             let key = short_hash(&abs.display().to_string());
             let name = format!("cache-{key}");
             local_dirs.insert(name.clone(), abs.clone());
-            Some((key, local_layer(&name, &abs, vec![], "cache directory")?))
+            // Mounted as the seed of the cache mount: no copy into a layer of its own.
+            let src = LocalSource::new(&name)
+                .unique(format!("melange2:{}", abs.display()))
+                .shared_key_hint(&name)
+                .options(OpOptions::named("send cache directory"))
+                .build();
+            Some((key, src))
         }
         None => None,
     };
@@ -557,6 +565,40 @@ async fn solve_and_package(
             reader,
         )
     });
+    let mut exporters = vec![Exporter::tar(Box::new(writer)).source_date_epoch(sde)];
+    // --workspace-dir: the same trees through a second exporter, unpacked next to the final
+    // place and swapped in only when the build succeeded.
+    let workspace = match &opts.workspace_dir {
+        Some(ws) => {
+            let target = ws.join(&p.plan.arch).join("melange-out");
+            let parent = ws.join(&p.plan.arch);
+            std::fs::create_dir_all(&parent).map_err(|e| {
+                BuildError::Input(format!("workspace dir {}: {e}", parent.display()))
+            })?;
+            let staging = tempfile::Builder::new()
+                .prefix(".melange-out.")
+                .tempdir_in(&parent)
+                .map_err(|e| {
+                    BuildError::Input(format!("workspace dir {}: {e}", parent.display()))
+                })?;
+            let (w, r) = tokio::io::duplex(1 << 20);
+            exporters.push(Exporter::tar(Box::new(w)).source_date_epoch(sde));
+            let reader = BlockingReader {
+                handle: tokio::runtime::Handle::current(),
+                inner: r,
+                outcome: outcome_tx.subscribe(),
+            };
+            let dir = staging.path().to_path_buf();
+            let task = tokio::task::spawn_blocking(move || {
+                let mut ar = tar::Archive::new(reader);
+                ar.set_preserve_permissions(true);
+                ar.set_overwrite(true);
+                ar.unpack(&dir)
+            });
+            Some((task, staging, target))
+        }
+        None => None,
+    };
     let mut forward = |s: &StatusResponse| {
         let _ = status.send(s.clone());
     };
@@ -564,7 +606,7 @@ async fn solve_and_package(
         &def,
         SolveOptions {
             local_dirs: p.local_dirs.clone(),
-            exporters: vec![Exporter::tar(Box::new(writer)).source_date_epoch(sde)],
+            exporters,
             ..Default::default()
         },
         &mut forward,
@@ -589,6 +631,18 @@ async fn solve_and_package(
         (Err(e), _) => return Err(e),
         (Ok(_), Err(pe)) => return Err(BuildError::Package(pe.to_string())),
     };
+    if let Some((task, staging, target)) = workspace {
+        task.await
+            .map_err(|e| BuildError::Package(format!("workspace thread: {e}")))?
+            .map_err(|e| BuildError::Input(format!("unpacking into {}: {e}", target.display())))?;
+        if target.exists() {
+            std::fs::remove_dir_all(&target)
+                .map_err(|e| BuildError::Input(format!("{}: {e}", target.display())))?;
+        }
+        let staged = staging.keep();
+        std::fs::rename(&staged, &target)
+            .map_err(|e| BuildError::Input(format!("{}: {e}", target.display())))?;
+    }
     Ok((
         p.plan.arch.clone(),
         out.packages.into_iter().map(|f| f.path).collect(),

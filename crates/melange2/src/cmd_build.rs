@@ -39,6 +39,9 @@ pub struct BuildArgs {
     /// Download cache for packages (default: ~/.cache/melange2/apk).
     #[arg(long)]
     pub apk_cache_dir: Option<PathBuf>,
+    /// Also unpack the built trees into <dir>/<arch>/melange-out/ for inspection.
+    #[arg(long)]
+    pub workspace_dir: Option<PathBuf>,
     /// Environment file(s) for the build (KEY=VALUE lines).
     #[arg(long)]
     pub env_file: Vec<PathBuf>,
@@ -181,6 +184,7 @@ pub fn run(a: BuildArgs) -> anyhow::Result<()> {
         source_dir: a.source_dir,
         cache_dir: a.cache_dir,
         apk_cache_dir: a.apk_cache_dir,
+        workspace_dir: a.workspace_dir,
         env_files: a.env_file,
         vars_file: a.vars_file,
         build_options: a.build_option,

@@ -591,6 +591,86 @@ fn bootstrap_rootfs_builds_busybox() {
     ok(&o);
     let files = data_files(&out.join("x86_64/busybox-1.35.0-r0.apk"), &keyring_of(&f));
     assert!(files.contains_key("bin/busybox") && files.contains_key("etc/busybox-paths.d/busybox"));
+
+    // The same with the rootfs as a compressed tar, and the trees kept in a workspace dir.
+    let tgz = f.dir.path().join("rootfs.tar.gz");
+    let st = Command::new("tar")
+        .arg("-czf")
+        .arg(&tgz)
+        .arg("-C")
+        .arg(&rootfs)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let ws = f.dir.path().join("ws");
+    let o = melange2()
+        .arg("build")
+        .arg(&recipe)
+        .args([
+            "--arch",
+            "x86_64",
+            "--progress",
+            "plain",
+            "--buildkit-addr",
+            &daemon(),
+        ])
+        .arg("--bootstrap-rootfs")
+        .arg(&tgz)
+        .arg("--source-dir")
+        .arg(&src)
+        .arg("--workspace-dir")
+        .arg(&ws)
+        .arg("--out-dir")
+        .arg(f.dir.path().join("boot-tar"))
+        .current_dir(f.dir.path())
+        .output()
+        .unwrap();
+    ok(&o);
+    assert!(
+        f.dir
+            .path()
+            .join("boot-tar/x86_64/busybox-1.35.0-r0.apk")
+            .is_file()
+    );
+    let tree = ws.join("x86_64/melange-out/busybox");
+    assert!(
+        tree.join("bin/busybox").is_file(),
+        "workspace has the built tree"
+    );
+    let paths = std::fs::read_to_string(tree.join("etc/busybox-paths.d/busybox")).unwrap();
+    assert!(paths.lines().any(|l| l == "/bin/sh"), "{paths}");
+}
+
+#[test]
+fn cache_dir_seeds_the_melange_cache() {
+    let f = fixture();
+    let cache = f.dir.path().join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let marker = format!(
+        "seed-{}-{:?}",
+        std::process::id(),
+        std::time::SystemTime::now()
+    );
+    std::fs::write(cache.join("seeded"), &marker).unwrap();
+    let recipe = write_recipe(
+        f.dir.path(),
+        "seeded.yaml",
+        "package:\n  name: seeded\n  version: 1.0.0\n  epoch: 0\n  description: s\n  copyright:\n    - license: MIT\nenvironment:\n  contents:\n    packages:\n      - busybox\npipeline:\n  - runs: |\n      mkdir -p ${{targets.destdir}}/usr/share\n      cp /var/cache/melange/seeded ${{targets.destdir}}/usr/share/seeded\n",
+    );
+    let out = f.dir.path().join("out");
+    let cache_arg = cache.to_string_lossy().to_string();
+    ok(&build(&f, &recipe, &out, &["--cache-dir", &cache_arg]));
+    let tmp = f.dir.path().join("x");
+    std::fs::create_dir_all(&tmp).unwrap();
+    melange2_apk::PackageReader::open(&out.join("x86_64/seeded-1.0.0-r0.apk"))
+        .unwrap()
+        .extract_to(&tmp)
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(tmp.join("usr/share/seeded")).unwrap(),
+        marker
+    );
 }
 
 #[test]
