@@ -572,3 +572,41 @@ fn invalid_metadata_is_reported_before_writing() {
     assert!(err.to_string().contains("trigger"), "{err}");
     assert!(!out.exists());
 }
+
+#[test]
+fn dot_prefixed_stream_with_root_entry() {
+    // BuildKit-style names: `./` prefixes and an entry for the root itself
+    let yaml = "package:\n  name: dot\n  version: \"1\"\n  epoch: 0\npipeline:\n  - runs: x\n";
+    let plan = plan_from_yaml(yaml);
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |path: &[u8], kind: tar::EntryType, mode: u32, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..path.len()].copy_from_slice(path);
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    };
+    add(b"./", tar::EntryType::Directory, 0o755, b"");
+    add(b"./dot/", tar::EntryType::Directory, 0o755, b"");
+    add(b"./dot/usr/", tar::EntryType::Directory, 0o755, b"");
+    add(b"./dot/usr/bin/", tar::EntryType::Directory, 0o755, b"");
+    add(
+        b"./dot/usr/bin/tool",
+        tar::EntryType::Regular,
+        0o755,
+        b"#!/bin/sh\n",
+    );
+    let stream = b.into_inner().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = package_tar(&request(&plan, tmp.path()), &stream[..]).unwrap();
+    assert_eq!(out.packages[0].provides, ["cmd:tool=1-r0"]);
+    let c = verify_package(&out.packages[0].path, &key().keyring, None).unwrap();
+    let paths: Vec<&str> = c.data.entries.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["usr", "usr/bin", "usr/bin/tool"]);
+    assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+}

@@ -190,6 +190,11 @@ mod tests {
         assert_eq!(r[3].constraint, Some((">".to_string(), "1".to_string())));
         assert_eq!(r[4].constraint, Some(("=".to_string(), "3".to_string())));
         assert!(parse_requirements("  ,  ").is_empty());
+        // stray operators and dangling constraints terminate
+        for odd in ["=", "<<<", ">= ,", "a >=", "a >= ,b", "!= 1 2", ",,a,,"] {
+            let _ = parse_requirements(odd);
+        }
+        assert_eq!(parse_requirements("a >= ,b")[0].module, "a");
     }
 
     #[test]
