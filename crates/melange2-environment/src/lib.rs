@@ -338,20 +338,7 @@ fn lines(items: &[String]) -> Vec<u8> {
 
 /// `/etc/passwd`: what packages ship (or a root entry), with configured users added or replaced.
 pub fn merge_passwd(shipped: Option<&str>, users: &[User]) -> String {
-    let mut order: Vec<String> = Vec::new();
-    let mut by_name: BTreeMap<String, String> = BTreeMap::new();
-    let base = shipped.unwrap_or("root:x:0:0:root:/root:/bin/sh\n");
-    for l in base.lines().filter(|l| !l.trim().is_empty()) {
-        let name = l.split(':').next().unwrap_or("").to_string();
-        if by_name.insert(name.clone(), l.to_string()).is_none() {
-            order.push(name);
-        }
-    }
-    if !by_name.contains_key("root") {
-        order.insert(0, "root".into());
-        by_name.insert("root".into(), "root:x:0:0:root:/root:/bin/sh".into());
-    }
-    for u in users {
+    let lines = users.iter().map(|u| {
         let line = format!(
             "{}:x:{}:{}:{}:{}:{}",
             u.username,
@@ -363,19 +350,34 @@ pub fn merge_passwd(shipped: Option<&str>, users: &[User]) -> String {
                 .unwrap_or_else(|| format!("/home/{}", u.username)),
             u.shell.clone().unwrap_or_else(|| "/bin/sh".into()),
         );
-        if by_name.insert(u.username.clone(), line).is_none() {
-            order.push(u.username.clone());
-        }
-    }
-    order.iter().map(|n| format!("{}\n", by_name[n])).collect()
+        (u.username.clone(), line)
+    });
+    merge_by_name(shipped, "root:x:0:0:root:/root:/bin/sh", lines)
 }
 
 /// `/etc/group`: what packages ship (or a root entry), with configured groups added or replaced.
 pub fn merge_group(shipped: Option<&str>, groups: &[Group]) -> String {
+    let lines = groups.iter().map(|g| {
+        let line = format!("{}:x:{}:{}", g.groupname, g.gid, g.members.join(","));
+        (g.groupname.clone(), line)
+    });
+    merge_by_name(shipped, "root:x:0:root", lines)
+}
+
+/// Colon-separated records keyed by their first field: the shipped ones in order (a root
+/// record first when missing), then `added` replacing records of the same name or appended.
+fn merge_by_name(
+    shipped: Option<&str>,
+    root: &str,
+    added: impl Iterator<Item = (String, String)>,
+) -> String {
     let mut order: Vec<String> = Vec::new();
     let mut by_name: BTreeMap<String, String> = BTreeMap::new();
-    let base = shipped.unwrap_or("root:x:0:root\n");
-    for l in base.lines().filter(|l| !l.trim().is_empty()) {
+    for l in shipped
+        .unwrap_or(root)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+    {
         let name = l.split(':').next().unwrap_or("").to_string();
         if by_name.insert(name.clone(), l.to_string()).is_none() {
             order.push(name);
@@ -383,12 +385,11 @@ pub fn merge_group(shipped: Option<&str>, groups: &[Group]) -> String {
     }
     if !by_name.contains_key("root") {
         order.insert(0, "root".into());
-        by_name.insert("root".into(), "root:x:0:root".into());
+        by_name.insert("root".into(), root.to_string());
     }
-    for g in groups {
-        let line = format!("{}:x:{}:{}", g.groupname, g.gid, g.members.join(","));
-        if by_name.insert(g.groupname.clone(), line).is_none() {
-            order.push(g.groupname.clone());
+    for (name, line) in added {
+        if by_name.insert(name.clone(), line).is_none() {
+            order.push(name);
         }
     }
     order.iter().map(|n| format!("{}\n", by_name[n])).collect()
