@@ -1,0 +1,535 @@
+//! The whole test run: compile → cases → per case resolve, assemble, one ExecOp, solve.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use bollard_buildkit_proto::moby::buildkit::v1::StatusResponse;
+use melange2_buildkit::progress::{Change, Progress, Tracker};
+use melange2_buildkit::{BuildkitError, Client, SolveOptions, local};
+use melange2_config::plan::{STEP_PATH, WORKSPACE};
+use melange2_config::{Arch, CompileRequest};
+use melange2_environment::{EnvironmentRequest, Group, PackageFile, User, assemble};
+use melange2_llb::{CopyOptions, Exec, FileActions, LocalSource, Mount, NetMode, OpOptions};
+use melange2_llb::{Platform, State};
+use sha2::{Digest, Sha256};
+
+use crate::script::{self, RUNNER, SCRIPT_DIR};
+use crate::suite::{CaseOptions, TestCase, TestKind, test_cases};
+use crate::{Failure, Outcome, TestError, TestOptions, TestReport, TestResult};
+
+/// Lines of a failing step kept for the report.
+const TAIL_LINES: usize = 40;
+
+fn short_hash(s: &str) -> String {
+    hex::encode(&Sha256::digest(s.as_bytes())[..8])
+}
+
+/// Patterns of `.melangeignore` (one per line, `#` comments).
+fn melangeignore(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join(".melangeignore"))
+        .map(|t| {
+            t.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn source_date_epoch() -> i64 {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The build file as melange finds it: the given one, else `melange.yaml`, else
+/// `.melange.yaml` in the current directory.
+fn find_config(given: Option<&Path>) -> Result<PathBuf, TestError> {
+    if let Some(p) = given {
+        return Ok(p.to_path_buf());
+    }
+    ["melange.yaml", ".melange.yaml"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            TestError::Input(
+                "no build file given and no melange.yaml in the current directory".into(),
+            )
+        })
+}
+
+/// `--source-dir` as a layer copied into every test's workspace.
+struct Source {
+    name: String,
+    dir: PathBuf,
+    state: State,
+}
+
+fn source_layer(dir: &Path) -> Result<Source, TestError> {
+    if !dir.is_dir() {
+        return Err(TestError::Input(format!(
+            "source directory {} does not exist",
+            dir.display()
+        )));
+    }
+    let abs = std::fs::canonicalize(dir)
+        .map_err(|e| TestError::Input(format!("source directory {}: {e}", dir.display())))?;
+    let name = format!("test-source-{}", short_hash(&abs.display().to_string()));
+    let src = LocalSource::new(&name)
+        .unique(format!("melange2:{}", abs.display()))
+        .shared_key_hint(&name)
+        .exclude(melangeignore(&abs))
+        .options(OpOptions::named("send source directory"))
+        .build();
+    let state = State::scratch().file(
+        FileActions::new().copy(
+            &src,
+            "/",
+            "/",
+            CopyOptions {
+                contents_only: true,
+                ..Default::default()
+            },
+        ),
+        OpOptions::named("copy source directory"),
+    )?;
+    Ok(Source {
+        name,
+        dir: abs,
+        state,
+    })
+}
+
+/// Refuse architectures the daemon's workers cannot run, before anything runs.
+async fn check_platforms(client: &Client, archs: &[String]) -> Result<(), TestError> {
+    let workers = client.workers().await?;
+    let platforms: Vec<Platform> = workers.iter().flat_map(|w| w.platforms.clone()).collect();
+    for a in archs {
+        let want = Platform::from_apk_arch(a)?;
+        let ok = platforms.iter().any(|p| {
+            p.os == want.os
+                && p.architecture == want.architecture
+                && (want.variant.is_empty() || p.variant == want.variant)
+        });
+        if !ok {
+            let list: Vec<String> = platforms.iter().map(|p| p.to_string()).collect();
+            return Err(TestError::Platform(format!(
+                "the daemon at {} cannot run {a} ({want}); it supports {}",
+                client.daemon().address,
+                list.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Run the tests of a build file.
+pub async fn test(opts: &TestOptions) -> Result<TestReport, TestError> {
+    let config = find_config(opts.config.as_deref())?;
+    let archs: Vec<String> = if opts.archs.is_empty() {
+        vec![Platform::host().apk_arch().unwrap_or("x86_64").to_string()]
+    } else {
+        opts.archs.clone()
+    };
+    let source = opts.source_dir.as_deref().map(source_layer).transpose()?;
+
+    // Compile every architecture first: a bad build file fails before anything runs.
+    let mut report = TestReport::default();
+    let mut cases = Vec::new();
+    let case_opts = CaseOptions {
+        package_name: opts.package_name.clone(),
+        test_package_append: opts.test_package_append.clone(),
+        repository_append: opts.repository_append.clone(),
+        keyring_append: opts.keyring_append.clone(),
+    };
+    for a in &archs {
+        let arch = Arch::parse(a).map_err(|e| TestError::Input(e.to_string()))?;
+        let plan = melange2_config::compile_file(&CompileRequest {
+            file: config.clone(),
+            arch,
+            pipeline_dirs: opts.pipeline_dirs.clone(),
+            build_options: vec![],
+            vars_file: None,
+            env_files: opts.env_files.clone(),
+        })
+        .map_err(|e| TestError::Config(e.to_string()))?;
+        if !plan.enabled {
+            report.skipped_archs.push(plan.arch.clone());
+            continue;
+        }
+        cases.extend(test_cases(&plan, &case_opts));
+    }
+    if cases.is_empty() {
+        return Ok(report);
+    }
+
+    let explicit = opts
+        .buildkit_addr
+        .clone()
+        .or_else(|| std::env::var(melange2_buildkit::BUILDKIT_HOST_ENV).ok());
+    let (client, _) = local::connect_or_start(explicit.as_deref(), &opts.tls).await?;
+    let case_archs: Vec<String> = {
+        let mut v: Vec<String> = cases.iter().map(|c| c.arch.clone()).collect();
+        v.dedup();
+        v
+    };
+    check_platforms(&client, &case_archs).await?;
+
+    let multi = case_archs.len() > 1;
+    let mut progress = Progress::new(opts.progress, opts.debug);
+    let mut fatal = None;
+    for case in &cases {
+        let ctx = Ctx {
+            client: &client,
+            opts,
+            source: source.as_ref(),
+            prefix: if multi {
+                format!("[{}] ", case.arch)
+            } else {
+                String::new()
+            },
+        };
+        match run_case(&ctx, case, &mut progress).await {
+            Ok(r) => report.results.push(r),
+            Err(e) => {
+                fatal = Some(e);
+                break;
+            }
+        }
+    }
+    progress.finish();
+    match fatal {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
+}
+
+struct Ctx<'a> {
+    client: &'a Client,
+    opts: &'a TestOptions,
+    source: Option<&'a Source>,
+    prefix: String,
+}
+
+fn failed(headline: String) -> Outcome {
+    Outcome::Failed(Box::new(Failure {
+        headline,
+        step: None,
+        exit_code: None,
+        log_tail: vec![],
+    }))
+}
+
+fn users_and_groups(a: &melange2_config::plan::Accounts) -> (Vec<User>, Vec<Group>) {
+    let users = a
+        .users
+        .iter()
+        .map(|u| User {
+            username: u.username.clone(),
+            uid: u.uid.unwrap_or(1000),
+            gid: u.gid.or(u.uid).unwrap_or(1000),
+            home: (!u.homedir.is_empty()).then(|| u.homedir.clone()),
+            shell: (!u.shell.is_empty()).then(|| u.shell.clone()),
+        })
+        .collect();
+    let groups = a
+        .groups
+        .iter()
+        .map(|g| Group {
+            groupname: g.groupname.clone(),
+            gid: g.gid,
+            members: g.members.clone(),
+        })
+        .collect();
+    (users, groups)
+}
+
+/// Whether the environment has `/bin/sh`: a package ships `bin/sh` or `usr/bin/sh`, or lists
+/// it among its busybox applets. Reading stops at the first hit.
+fn has_shell(files: &[PathBuf]) -> bool {
+    const SHELLS: [&str; 2] = ["bin/sh", "usr/bin/sh"];
+    for f in files {
+        let Ok(reader) = melange2_apk::PackageReader::open(f) else {
+            continue;
+        };
+        let mut found = false;
+        let _ = reader.read_data(|e, data| {
+            if SHELLS.contains(&e.path.as_str()) {
+                found = true;
+            } else if e.path.starts_with("etc/busybox-paths.d/") {
+                let mut text = String::new();
+                let _ = data.take(1 << 20).read_to_string(&mut text);
+                found = text
+                    .lines()
+                    .map(|l| l.trim().trim_start_matches('/'))
+                    .any(|l| SHELLS.contains(&l));
+            }
+            if found {
+                // Stop reading this package.
+                Err(melange2_apk::Error::invalid("shell scan", "found"))
+            } else {
+                Ok(())
+            }
+        });
+        if found {
+            return true;
+        }
+    }
+    false
+}
+
+/// Run one case; a failing test is an `Ok` result with a failure, only daemon trouble is an
+/// error.
+async fn run_case(
+    ctx: &Ctx<'_>,
+    case: &TestCase,
+    progress: &mut Progress,
+) -> Result<TestResult, TestError> {
+    let start = Instant::now();
+    let mut result = TestResult {
+        arch: case.arch.clone(),
+        packages: case.packages.clone(),
+        kind: case.kind,
+        steps: case.steps.iter().map(|s| s.name.clone()).collect(),
+        duration: Default::default(),
+        outcome: Outcome::Passed,
+        note: None,
+    };
+    let outcome = run_case_inner(ctx, case, progress, &mut result).await?;
+    result.outcome = outcome;
+    result.duration = start.elapsed();
+    Ok(result)
+}
+
+async fn run_case_inner(
+    ctx: &Ctx<'_>,
+    case: &TestCase,
+    progress: &mut Progress,
+    result: &mut TestResult,
+) -> Result<Outcome, TestError> {
+    let opts = ctx.opts;
+    let env = &case.environment;
+    let resolution = match melange2_resolve::resolve(
+        &melange2_resolve::Options {
+            arch: case.arch.clone(),
+            repositories: env.repositories.clone(),
+            keyring: env.keyring.clone(),
+            ignore_signatures: opts.ignore_signatures,
+            cache_dir: opts.apk_cache_dir.clone(),
+            parallel_downloads: 0,
+        },
+        &env.packages,
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => return Ok(failed(format!("resolving the test environment: {e}"))),
+    };
+    let (users, groups) = users_and_groups(&env.accounts);
+    let sde = source_date_epoch();
+    let request = EnvironmentRequest {
+        packages: resolution
+            .packages
+            .iter()
+            .map(|p| PackageFile {
+                entry: p.entry.clone(),
+                file: p.file.clone(),
+            })
+            .collect(),
+        world: resolution.world.clone(),
+        repositories: resolution.repositories.clone(),
+        keys: resolution.keys.clone(),
+        users,
+        groups,
+        arch: case.arch.clone(),
+        source_date_epoch: sde,
+    };
+    let assembled = match assemble(&request) {
+        Ok(a) => a,
+        Err(e) => return Ok(failed(format!("assembling the test environment: {e}"))),
+    };
+    let mut local_dirs: BTreeMap<String, PathBuf> = assembled.local_dirs.clone();
+    let platform = Platform::from_apk_arch(&case.arch)?;
+    let label = case.label();
+    let prefix = &ctx.prefix;
+
+    // Fresh workspace: /home/build (with --source-dir), /tmp.
+    let ts = Some(sde * 1_000_000_000);
+    let tmp = State::scratch().file(
+        FileActions::new().mkdir_with("/tmp", 0o777, true, None, ts),
+        OpOptions::default(),
+    )?;
+    let mut fa = FileActions::new()
+        .mkdir_with(WORKSPACE, 0o755, true, None, ts)
+        .copy(
+            &tmp,
+            "/tmp",
+            "/tmp",
+            CopyOptions {
+                mode: Some(0o1777),
+                timestamp: ts,
+                ..Default::default()
+            },
+        );
+    if let Some(src) = ctx.source {
+        local_dirs.insert(src.name.clone(), src.dir.clone());
+        fa = fa.copy(
+            &src.state,
+            "/",
+            WORKSPACE,
+            CopyOptions {
+                contents_only: true,
+                ..Default::default()
+            },
+        );
+    }
+    let workspace = assembled.rootfs.file(
+        fa,
+        OpOptions::named(format!("{prefix}{label}: prepare test workspace")),
+    )?;
+
+    let exec_opts = |name: String| {
+        OpOptions::named(name)
+            .platform(platform.clone())
+            .ignore_cache(!opts.cache_results)
+    };
+    let base_exec = |args: Vec<String>| {
+        Exec::new(workspace.clone(), args)
+            .cwd(WORKSPACE)
+            .user("0:0")
+            .network(NetMode::Sandbox)
+            .env("PATH", STEP_PATH)
+            .env("HOME", WORKSPACE)
+    };
+    let (target, exec_digest) = match case.kind {
+        TestKind::Pipeline => {
+            let mut files = FileActions::new();
+            let names: Vec<String> = case.steps.iter().map(|s| s.name.clone()).collect();
+            for (i, s) in case.steps.iter().enumerate() {
+                let text = match script::step_script(&s.step, opts.debug) {
+                    Ok(t) => t,
+                    Err(e) => return Ok(failed(format!("step {:?}: {e}", s.name))),
+                };
+                files = files.mkfile_with(
+                    &format!("/{}", script::step_file_name(i + 1)),
+                    0o644,
+                    text,
+                    None,
+                    ts,
+                );
+            }
+            files = files.mkfile_with(&format!("/{RUNNER}"), 0o644, script::runner(&names), None, ts);
+            let scripts = State::scratch().file(
+                files,
+                OpOptions::named(format!("{prefix}{label}: test scripts")),
+            )?;
+            let exec = base_exec(vec!["/bin/sh".into(), format!("{SCRIPT_DIR}/{RUNNER}")])
+                .mount(Mount::bind(SCRIPT_DIR, scripts).readonly())
+                .options(exec_opts(format!("{prefix}test {label}")))
+                .build()?;
+            let d = exec.digest().to_string();
+            (exec.root(), Some(d))
+        }
+        TestKind::Install => {
+            let files: Vec<PathBuf> = resolution.packages.iter().map(|p| p.file.clone()).collect();
+            let shell = tokio::task::spawn_blocking(move || has_shell(&files))
+                .await
+                .unwrap_or(false);
+            if shell {
+                let exec = base_exec(vec!["/bin/sh".into(), "-c".into(), "true".into()])
+                    .options(exec_opts(format!("{prefix}install check {label}")))
+                    .build()?;
+                let d = exec.digest().to_string();
+                (exec.root(), Some(d))
+            } else {
+                result.note = Some("installed; no /bin/sh in the environment to run".into());
+                (workspace.clone(), None)
+            }
+        }
+    };
+
+    let def = target.marshal()?;
+    let mut tracker = Tracker::default();
+    let mut lines: Vec<String> = Vec::new();
+    let mut on_status = |s: &StatusResponse| {
+        progress.handle(s);
+        for c in tracker.update(s) {
+            if let Change::Log(d, line) = c
+                && exec_digest.as_deref() == Some(d.as_str())
+            {
+                lines.push(line);
+            }
+        }
+    };
+    let solved = ctx
+        .client
+        .solve(
+            &def,
+            SolveOptions {
+                local_dirs,
+                ..Default::default()
+            },
+            &mut on_status,
+        )
+        .await;
+    match solved {
+        Ok(_) => Ok(Outcome::Passed),
+        Err(BuildkitError::Solve(se)) => {
+            let in_exec = se.vertex.is_some() && se.vertex == exec_digest;
+            if in_exec && case.kind == TestKind::Pipeline {
+                Ok(step_failure(case, &lines, &se))
+            } else {
+                let what = se.step.clone().unwrap_or_else(|| "the test graph".into());
+                Ok(Outcome::Failed(Box::new(Failure {
+                    headline: format!("{what:?} failed: {}", se.message),
+                    step: se.step.clone(),
+                    exit_code: se.exit_code,
+                    log_tail: se.log_tail.clone(),
+                })))
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Map a failed runner to the step that failed, with that step's own output.
+fn step_failure(
+    case: &TestCase,
+    lines: &[String],
+    se: &melange2_buildkit::SolveError,
+) -> Outcome {
+    let total = case.steps.len();
+    let log = script::parse_log(lines, total);
+    let tail = |v: &[String]| v[v.len().saturating_sub(TAIL_LINES)..].to_vec();
+    let (index, code) = match (log.failed, log.last_started()) {
+        (Some((i, c)), _) => (Some(i), Some(c)),
+        (None, Some(i)) => (Some(i), se.exit_code),
+        (None, None) => (None, se.exit_code),
+    };
+    let Some(i) = index else {
+        // The runner did not get to the first step (no shell, …).
+        return Outcome::Failed(Box::new(Failure {
+            headline: format!("the test could not start: {}", se.message),
+            step: None,
+            exit_code: se.exit_code,
+            log_tail: tail(&log.preamble),
+        }));
+    };
+    let name = case.steps.get(i - 1).map(|s| s.name.clone());
+    let shown = name.clone().unwrap_or_default();
+    let headline = match code {
+        Some(c) => format!("step {i}/{total} {shown:?} failed with exit code {c}"),
+        None => format!("step {i}/{total} {shown:?} failed: {}", se.message),
+    };
+    Outcome::Failed(Box::new(Failure {
+        headline,
+        step: name,
+        exit_code: code,
+        log_tail: log.steps.get(i - 1).map(|v| tail(v)).unwrap_or_default(),
+    }))
+}
