@@ -74,6 +74,19 @@ pub struct BuildOptions {
     pub tls: TlsFiles,
     /// Namespace of the packages (their `maintainer`; melange's `--namespace`).
     pub namespace: Option<String>,
+    /// Write `<name>-<version>.attest.tar.gz` (in-toto/SLSA provenance) next to every APK.
+    pub generate_provenance: bool,
+    /// Write the SCA results of every package as JSON to `<file>.<arch>` (melange's
+    /// `--dependency-log`).
+    pub dependency_log: Option<PathBuf>,
+    /// Add `so-ver:` depends (melange's `MELANGE_VERSIONED_SHLIB_DEPENDS`).
+    pub versioned_shlib_deps: bool,
+    /// Repository of the build file for the SBOM (melange's `--git-repo-url`).
+    pub git_repo_url: Option<String>,
+    /// Commit of the build file for the SBOM (default: the package's `commit`).
+    pub git_commit: Option<String>,
+    /// Licence of the build file for the SBOM (default `NOASSERTION`).
+    pub license: Option<String>,
 }
 
 /// What one architecture's build produced.
@@ -213,6 +226,34 @@ struct Prepared {
     graph_output: State,
     local_dirs: BTreeMap<String, PathBuf>,
     melange_yaml: String,
+    /// What the SCA learns from the environment (installed packages, repository lookup).
+    sca_env: melange2_package::BuildEnvironment,
+    /// The environment lock (for provenance).
+    lock: serde_json::Value,
+    /// The source directory (for `license-path` in the SBOM).
+    source_dir: Option<PathBuf>,
+}
+
+/// A lookup answering which names the repositories' packages provide (by package name or
+/// provides entry), in one pass over the loaded indexes.
+fn provided_lookup(repos: melange2_resolve::Repositories) -> melange2_package::ProvidedLookup {
+    std::sync::Arc::new(move |names: &std::collections::BTreeSet<String>| {
+        let mut found = std::collections::BTreeSet::new();
+        for c in repos.universe().packages() {
+            if names.contains(&c.entry.name) {
+                found.insert(c.entry.name.clone());
+            }
+            for p in &c.entry.provides {
+                let n = p
+                    .split_once(['=', '<', '>', '~'])
+                    .map_or(p.as_str(), |(n, _)| n);
+                if names.contains(n) {
+                    found.insert(n.to_string());
+                }
+            }
+        }
+        found
+    })
 }
 
 async fn prepare(
@@ -239,6 +280,10 @@ async fn prepare(
     let mut local_dirs = BTreeMap::new();
 
     // The environment: resolved packages as layers, or a given root filesystem.
+    let mut sca_env = melange2_package::BuildEnvironment {
+        versioned_shlib_deps: opts.versioned_shlib_deps,
+        ..Default::default()
+    };
     let (env_state, lock_json) = match &opts.bootstrap_rootfs {
         Some(path) => {
             let abs = std::fs::canonicalize(path).map_err(|e| {
@@ -293,19 +338,30 @@ async fn prepare(
             keyring.extend(opts.keyring_append.iter().cloned());
             let mut packages = env.packages.clone();
             packages.extend(opts.package_append.iter().cloned());
-            let resolution = melange2_resolve::resolve(
-                &melange2_resolve::Options {
-                    arch: plan.arch.clone(),
-                    repositories,
-                    keyring,
-                    ignore_signatures: opts.ignore_signatures,
-                    cache_dir: opts.apk_cache_dir.clone(),
-                    parallel_downloads: 0,
-                },
-                &packages,
-            )
+            let repos = melange2_resolve::Repositories::load(&melange2_resolve::Options {
+                arch: plan.arch.clone(),
+                repositories,
+                keyring,
+                ignore_signatures: opts.ignore_signatures,
+                cache_dir: opts.apk_cache_dir.clone(),
+                parallel_downloads: 0,
+            })
             .await
             .map_err(|e| BuildError::Resolve(e.to_string()))?;
+            let resolution = repos
+                .resolve(&packages)
+                .await
+                .map_err(|e| BuildError::Resolve(e.to_string()))?;
+            sca_env.installed = resolution
+                .packages
+                .iter()
+                .map(|p| melange2_package::InstalledPackage {
+                    name: p.entry.name.clone(),
+                    version: p.entry.version.clone(),
+                    provides: p.entry.provides.clone(),
+                })
+                .collect();
+            sca_env.repositories = Some(provided_lookup(repos));
             let request = EnvironmentRequest {
                 packages: resolution
                     .packages
@@ -422,6 +478,9 @@ async fn prepare(
         graph_output: graph.output,
         local_dirs,
         melange_yaml,
+        sca_env,
+        lock: lock_json,
+        source_dir,
     }))
 }
 
@@ -551,19 +610,46 @@ async fn solve_and_package(
     let melange_yaml = p.melange_yaml.clone();
     let generate_index = opts.generate_index;
     let namespace = opts.namespace.clone().unwrap_or_else(|| "unknown".into());
+    let mut build_config = melange2_package::BuildConfig::new(sbom_config_path(&plan.file));
+    if let Some(u) = &opts.git_repo_url {
+        build_config.repository_url = u.clone();
+    }
+    if let Some(c) = &opts.git_commit {
+        build_config.commit = c.clone();
+    }
+    if let Some(l) = &opts.license {
+        build_config.license = l.clone();
+    }
+    let provenance = if opts.generate_provenance {
+        let bytes = std::fs::read(&plan.file)
+            .map_err(|e| BuildError::Input(format!("build file {}: {e}", plan.file)))?;
+        let daemon = client.daemon();
+        Some(melange2_package::Provenance {
+            build_file: build_config.path.clone(),
+            build_file_sha256: hex::encode(Sha256::digest(&bytes)),
+            environment_lock: p.lock.clone(),
+            buildkit_package: daemon.package.clone(),
+            buildkit_version: daemon.version.clone(),
+            buildkit_revision: daemon.revision.clone(),
+            llb_digest: def.result.clone(),
+        })
+    } else {
+        None
+    };
+    let sca_env = p.sca_env.clone();
+    let license_dir = p.source_dir.clone();
     let pack = tokio::task::spawn_blocking(move || {
-        melange2_package::package_tar(
-            &melange2_package::PackageRequest {
-                plan: &plan,
-                out_dir,
-                signing_key: key.as_ref(),
-                source_date_epoch: sde,
-                melange_yaml,
-                generate_index,
-                namespace,
-            },
-            reader,
-        )
+        let mut req = melange2_package::PackageRequest::new(&plan, out_dir);
+        req.signing_key = key.as_ref();
+        req.source_date_epoch = sde;
+        req.melange_yaml = melange_yaml;
+        req.generate_index = generate_index;
+        req.namespace = namespace;
+        req.build_config = build_config;
+        req.license_dir = license_dir;
+        req.environment = sca_env;
+        req.provenance = provenance;
+        melange2_package::package_tar(&req, reader)
     });
     let mut exporters = vec![Exporter::tar(Box::new(writer)).source_date_epoch(sde)];
     // --workspace-dir: the same trees through a second exporter, unpacked next to the final
@@ -643,9 +729,53 @@ async fn solve_and_package(
         std::fs::rename(&staged, &target)
             .map_err(|e| BuildError::Input(format!("{}: {e}", target.display())))?;
     }
+    if let Some(log) = &opts.dependency_log {
+        write_dependency_log(log, &p.plan.arch, &out)?;
+    }
     Ok((
         p.plan.arch.clone(),
-        out.packages.into_iter().map(|f| f.path).collect(),
+        out.packages
+            .into_iter()
+            .flat_map(|f| std::iter::once(f.path).chain(f.provenance))
+            .collect(),
         out.index,
     ))
+}
+
+/// The build file's path as the SBOM records it: relative paths as given (without `./`),
+/// absolute ones by their file name (a machine's directories are not part of a package).
+fn sbom_config_path(file: &str) -> String {
+    let p = Path::new(file);
+    if p.is_absolute() {
+        return p
+            .file_name()
+            .map_or_else(|| file.to_string(), |n| n.to_string_lossy().into_owned());
+    }
+    file.trim_start_matches("./").to_string()
+}
+
+/// `--dependency-log FILE`: the SCA report of every package as JSON in `FILE.<arch>`
+/// (written to a temporary file, then renamed).
+fn write_dependency_log(
+    log: &Path,
+    arch: &str,
+    out: &melange2_package::PackagedOutput,
+) -> Result<(), BuildError> {
+    let mut name = log.as_os_str().to_os_string();
+    name.push(format!(".{arch}"));
+    let target = PathBuf::from(name);
+    let reports: Vec<&melange2_package::ScaReport> = out.packages.iter().map(|p| &p.sca).collect();
+    let mut json = serde_json::to_vec_pretty(&reports)
+        .map_err(|e| BuildError::Package(format!("dependency log: {e}")))?;
+    json.push(b'\n');
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let fail =
+        |e: std::io::Error| BuildError::Input(format!("dependency log {}: {e}", target.display()));
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(fail)?;
+    std::io::Write::write_all(&mut tmp, &json).map_err(fail)?;
+    tmp.persist(&target).map_err(|e| fail(e.error))?;
+    Ok(())
 }

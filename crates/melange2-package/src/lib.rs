@@ -15,10 +15,17 @@
 //!   package's), depends and provides (declared + SCA, sorted), replaces,
 //!   `# vendored` lines, priorities, triggers; control files `.melange.yaml`
 //!   (main package only) and the scriptlets.
-//! * Basic SCA ([`sca`]): `so:`/`so-ver:` from ELF files, `cmd:` from
-//!   executables in bin directories, `pc:` from pkg-config files; options
-//!   `no-provides`, `no-depends`, `no-commands` honoured; every entry's
-//!   origin is kept in a [`ScaReport`] per package.
+//! * SCA ([`sca`]): `so:`/`so-ver:` from ELF files, `cmd:` from
+//!   executables in bin directories and shebangs, `pc:` from pkg-config
+//!   files, `-doc`, perl, python, ruby and kernel generators; options
+//!   `no-provides`, `no-depends`, `no-commands`, `no-versioned-shlib-deps`
+//!   honoured; `so:` depends nothing provides (with
+//!   [`BuildEnvironment::repositories`]) are warnings; every entry's origin
+//!   is kept in a [`ScaReport`] per package.
+//! * An SPDX 2.3 SBOM ([`sbom`]) inside every package at
+//!   `var/lib/db/sbom/<name>-<version>-r<epoch>.spdx.json`; with
+//!   [`PackageRequest::provenance`], an in-toto/SLSA statement
+//!   ([`provenance`]) next to every APK.
 //! * Signed with the given key (`RSA256`), the index merged (records with the
 //!   same name, version and arch replaced, others kept) and signed.
 //! * All or nothing: everything is written into a staging directory inside
@@ -28,6 +35,8 @@
 
 pub mod error;
 mod ingest;
+pub mod provenance;
+pub mod sbom;
 pub mod sca;
 mod staging;
 
@@ -42,7 +51,12 @@ use melange2_apk::{
 use melange2_config::plan::{PackageInfo, Plan};
 
 pub use error::{PackageError, Result};
-pub use sca::{DroppedEntry, FindingKind, ScaFinding, ScaReport};
+pub use provenance::Provenance;
+pub use sbom::BuildConfig;
+pub use sca::{
+    BuildEnvironment, DroppedEntry, FindingKind, InstalledPackage, ProvidedLookup, ScaFinding,
+    ScaReport,
+};
 
 use crate::staging::Staging;
 
@@ -68,12 +82,28 @@ pub struct PackageRequest<'a> {
     /// `maintainer` of every package (melange's `--namespace`; default
     /// `unknown`).
     pub namespace: String,
+    /// Write the SPDX SBOM into every package (default on).
+    pub generate_sbom: bool,
+    /// The build file as the SBOM's build-configuration package names it.
+    pub build_config: BuildConfig,
+    /// Directory the `copyright[].license-path` files are read from (the
+    /// source directory) for the SBOM.
+    pub license_dir: Option<PathBuf>,
+    /// Installed packages and repositories of the build, for the SCA.
+    pub environment: BuildEnvironment,
+    /// Write `<name>-<version>-r<epoch>.attest.tar.gz` next to every APK.
+    pub provenance: Option<Provenance>,
 }
 
 impl<'a> PackageRequest<'a> {
     /// Request with melange's defaults: no key, epoch 0, no `.melange.yaml`,
-    /// index generated, namespace `unknown`.
+    /// index generated, namespace `unknown`, SBOM written (build file named
+    /// by the base name of `plan.file`), no repositories, no provenance.
     pub fn new(plan: &'a Plan, out_dir: impl Into<PathBuf>) -> Self {
+        let config_name = Path::new(&plan.file)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| plan.file.clone());
         PackageRequest {
             plan,
             out_dir: out_dir.into(),
@@ -82,6 +112,11 @@ impl<'a> PackageRequest<'a> {
             melange_yaml: String::new(),
             generate_index: true,
             namespace: "unknown".to_string(),
+            generate_sbom: true,
+            build_config: BuildConfig::new(config_name),
+            license_dir: None,
+            environment: BuildEnvironment::default(),
+            provenance: None,
         }
     }
 }
@@ -136,6 +171,10 @@ pub struct PackagedFile {
     pub installed_size: u64,
     /// What the SCA found and why (for `--dependency-log`).
     pub sca: ScaReport,
+    /// Path of the SBOM inside the package (when written).
+    pub sbom: Option<String>,
+    /// Final path of the provenance archive (when requested).
+    pub provenance: Option<PathBuf>,
 }
 
 /// Package BuildKit's tar export of `/home/build/melange-out`: top-level
@@ -203,33 +242,43 @@ where
         t = Instant::now();
     };
     let mut staging = Staging::begin(&req.out_dir, &plan.arch)?;
-    let ingested = ingest_fn(&staging, &names)?;
+    let mut ingested = ingest_fn(&staging, &names)?;
     lap(&mut timings.ingest);
     warnings.extend(ingested.warnings.iter().cloned());
-    let empty = PackageTree::new();
-    let trees: Vec<(&str, &PackageTree)> = names
+    let mut owned: Vec<PackageTree> = names
         .iter()
-        .map(|n| (*n, ingested.trees.get(*n).unwrap_or(&empty)))
+        .map(|n| ingested.trees.remove(*n).unwrap_or_default())
         .collect();
+
+    // the SBOM is part of each package's data (written before the SCA, as melange does)
+    let mut sbom_paths: Vec<Option<String>> = vec![None; owned.len()];
+    if req.generate_sbom {
+        let ctx = sbom::SbomContext {
+            plan,
+            namespace: &req.namespace,
+            source_date_epoch: req.source_date_epoch,
+            build_config: &req.build_config,
+            license_dir: req.license_dir.as_deref(),
+        };
+        let mut sbom_warnings = Vec::new();
+        for (i, p) in packages.iter().enumerate() {
+            let sub = (i > 0).then(|| plan.subpackages[i - 1].pipeline.as_slice());
+            let bytes = sbom::document(&ctx, p, sub, &mut sbom_warnings);
+            let path = sbom::sbom_path(p);
+            owned[i]
+                .add_file(&path, 0o644, bytes)
+                .map_err(|e| e.within(format!("package {}: SBOM", p.name)))?;
+            sbom_paths[i] = Some(path);
+        }
+        sbom_warnings.dedup();
+        warnings.extend(sbom_warnings);
+    }
+    let trees: Vec<(&str, &PackageTree)> = names.iter().copied().zip(owned.iter()).collect();
 
     // SCA for every package (needs every tree), then the merge
     let build = sca::BuildTrees::new(trees.clone());
-    let mut reports: Vec<ScaReport> = packages
-        .iter()
-        .map(|p| {
-            let g = sca::generate(&build, &p.name, &p.full_version);
-            sca::merge(
-                &p.name,
-                &p.full_version,
-                g,
-                &p.dependencies.runtime,
-                &p.dependencies.provides,
-                &p.options,
-                &build.extra_lib_dirs,
-            )
-        })
-        .collect();
-    sca::link_siblings(&mut reports);
+    let (reports, sca_warnings) = sca::analyze(&build, &packages, &req.environment);
+    warnings.extend(sca_warnings);
     lap(&mut timings.sca);
 
     let opts = write_options(req, staging.spool_dir());
@@ -246,7 +295,39 @@ where
             .map_err(|e| e.within(format!("package {}", p.name)))?;
         staging.stage(&file_name);
         tracing::info!(package = %p.name, file = %file_name, size = w.file_size, "package written");
-        written.push((w, report, staging.arch_dir().join(&file_name)));
+        let attest = match &req.provenance {
+            Some(prov) => {
+                let apk = std::fs::read(&staged)
+                    .map_err(|e| PackageError::io_path("reading", &staged, e))?;
+                let stem = format!("{}-{}", p.name, p.full_version);
+                let statement = provenance::statement(
+                    prov,
+                    &provenance::Subject {
+                        apk_file_name: &file_name,
+                        apk_sha256: &sbom::sha256_hex(&apk),
+                        package: &p.name,
+                        version: &p.full_version,
+                        arch: &plan.arch,
+                        namespace: &req.namespace,
+                        source_date_epoch: req.source_date_epoch,
+                    },
+                );
+                let bytes = provenance::archive(
+                    &statement,
+                    &format!("{stem}.attestation"),
+                    req.signing_key,
+                    req.source_date_epoch,
+                )?;
+                let name = format!("{stem}.attest.tar.gz");
+                let path = staging.out_path(&name);
+                std::fs::write(&path, bytes)
+                    .map_err(|e| PackageError::io_path("writing", &path, e))?;
+                staging.stage(&name);
+                Some(staging.arch_dir().join(&name))
+            }
+            None => None,
+        };
+        written.push((w, report, staging.arch_dir().join(&file_name), attest));
     }
 
     lap(&mut timings.write);
@@ -258,7 +339,7 @@ where
         } else {
             ApkIndex::new()
         };
-        index.merge(written.iter().map(|(w, _, _)| w.index_entry()));
+        index.merge(written.iter().map(|(w, ..)| w.index_entry()));
         let bytes = index.to_bytes(
             req.signing_key,
             &[melange2_apk::SignatureAlgorithm::RsaSha256],
@@ -277,7 +358,8 @@ where
     }
     let packages = written
         .into_iter()
-        .map(|(w, report, path)| PackagedFile {
+        .zip(sbom_paths)
+        .map(|((w, report, path, attest), sbom)| PackagedFile {
             name: w.info.name.clone(),
             version: w.info.version.clone(),
             path,
@@ -287,6 +369,8 @@ where
             file_size: w.file_size,
             installed_size: w.info.size,
             sca: report,
+            sbom,
+            provenance: attest,
         })
         .collect();
     Ok(PackagedOutput {

@@ -148,6 +148,11 @@ fn main_package_and_subpackages() {
             "usr/share/hello/data-link.txt",
             "usr/share/hello/data.txt",
             "usr/share/hello/other-owner",
+            "var",
+            "var/lib",
+            "var/lib/db",
+            "var/lib/db/sbom",
+            "var/lib/db/sbom/hello-1.2.3-r4.spdx.json",
         ]
     );
     let entry = |p: &str| c.data.entries.iter().find(|e| e.path == p).unwrap();
@@ -269,11 +274,24 @@ fn main_package_and_subpackages() {
             .any(|d| d.reason == "option no-depends")
     );
 
-    // hello-empty: no output directory → empty data section
+    // hello-empty: no output directory → only its SBOM
     let empty = &out.packages[4];
     let c = verify_package(&empty.path, &key().keyring, None).unwrap();
-    assert!(c.data.entries.is_empty());
-    assert_eq!(c.pkginfo.size, 0);
+    let paths: Vec<&str> = c.data.entries.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "var",
+            "var/lib",
+            "var/lib/db",
+            "var/lib/db/sbom",
+            "var/lib/db/sbom/hello-empty-1.2.3-r4.spdx.json"
+        ]
+    );
+    assert_eq!(
+        empty.sbom.as_deref(),
+        Some("var/lib/db/sbom/hello-empty-1.2.3-r4.spdx.json")
+    );
 
     // nothing else left in the output directory
     let mut top: Vec<String> = std::fs::read_dir(&out_dir)
@@ -607,6 +625,18 @@ fn dot_prefixed_stream_with_root_entry() {
     assert_eq!(out.packages[0].provides, ["cmd:tool=1-r0"]);
     let c = verify_package(&out.packages[0].path, &key().keyring, None).unwrap();
     let paths: Vec<&str> = c.data.entries.iter().map(|e| e.path.as_str()).collect();
-    assert_eq!(paths, ["usr", "usr/bin", "usr/bin/tool"]);
+    assert_eq!(
+        paths,
+        [
+            "usr",
+            "usr/bin",
+            "usr/bin/tool",
+            "var",
+            "var/lib",
+            "var/lib/db",
+            "var/lib/db/sbom",
+            "var/lib/db/sbom/dot-1-r0.spdx.json"
+        ]
+    );
     assert!(out.warnings.is_empty(), "{:?}", out.warnings);
 }

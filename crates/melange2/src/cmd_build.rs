@@ -81,6 +81,21 @@ pub struct BuildArgs {
     /// Namespace of the packages (recorded as their maintainer).
     #[arg(long)]
     pub namespace: Option<String>,
+    /// Write <name>-<version>.attest.tar.gz (in-toto/SLSA provenance) next to every APK.
+    #[arg(long)]
+    pub generate_provenance: bool,
+    /// Write what the SCA found and why, as JSON, to <FILE>.<arch>.
+    #[arg(long, value_name = "FILE")]
+    pub dependency_log: Option<PathBuf>,
+    /// Repository of the build file, recorded in the SBOM (default https://unknown/unknown/unknown).
+    #[arg(long)]
+    pub git_repo_url: Option<String>,
+    /// Commit of the build file, recorded in the SBOM (default: the package's commit).
+    #[arg(long)]
+    pub git_commit: Option<String>,
+    /// Licence of the build file, recorded in the SBOM (default NOASSERTION).
+    #[arg(long)]
+    pub license: Option<String>,
     #[command(flatten)]
     pub daemon: DaemonArgs,
 }
@@ -200,6 +215,14 @@ pub fn run(a: BuildArgs) -> anyhow::Result<()> {
         buildkit_addr: addr,
         tls,
         namespace: a.namespace,
+        generate_provenance: a.generate_provenance,
+        dependency_log: a.dependency_log,
+        // melange's switch for `so-ver:` depends
+        versioned_shlib_deps: std::env::var_os("MELANGE_VERSIONED_SHLIB_DEPENDS")
+            .is_some_and(|v| !v.is_empty()),
+        git_repo_url: a.git_repo_url,
+        git_commit: a.git_commit,
+        license: a.license,
     };
     let rt = tokio::runtime::Runtime::new()?;
     let report = rt.block_on(melange2_build::build(&opts))?;

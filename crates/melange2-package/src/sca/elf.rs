@@ -1,12 +1,13 @@
 //! The facts the ELF generator needs from one file, read with `goblin`:
-//! `PT_INTERP`, `DT_NEEDED`, `DT_SONAME` and Go build settings.
+//! `PT_INTERP`, `DT_NEEDED`, `DT_SONAME`, `DT_RPATH`/`DT_RUNPATH`, Go build
+//! settings and, for kernel modules, the `vermagic` of `.modinfo`.
 //!
 //! Only the ELF header, the program headers, the dynamic array and its string
 //! table (and, for Go, the section headers) are parsed, so symbol tables or
 //! relocations that goblin cannot read do not hide dependencies.
 
 use goblin::container::{Container, Ctx};
-use goblin::elf::dynamic::{DT_NEEDED, DT_SONAME, Dynamic};
+use goblin::elf::dynamic::{DT_NEEDED, DT_RPATH, DT_RUNPATH, DT_SONAME, Dynamic};
 use goblin::elf::program_header::{PF_W, PT_INTERP, PT_LOAD, ProgramHeader};
 use goblin::elf::section_header::SectionHeader;
 use goblin::elf::{Elf, Header};
@@ -20,6 +21,9 @@ pub(crate) struct ElfFacts {
     pub needed: Vec<String>,
     /// `DT_SONAME` entries in order.
     pub sonames: Vec<String>,
+    /// Directories of `DT_RUNPATH` and `DT_RPATH` (split at `:`, in order,
+    /// `$ORIGIN` not expanded).
+    pub search_paths: Vec<String>,
     /// `build` settings of a Go binary (`CGO_ENABLED`, `GOEXPERIMENT`, …),
     /// `None` when the file has no (readable) Go build information.
     pub go_settings: Option<Vec<(String, String)>>,
@@ -77,12 +81,54 @@ pub(crate) fn analyze(bytes: &[u8]) -> Option<ElfFacts> {
                     && let Some(s) = cstr(table, off)
                 {
                     facts.sonames.push(s);
+                } else if (d.d_tag == DT_RUNPATH || d.d_tag == DT_RPATH)
+                    && let Some(s) = cstr(table, off)
+                {
+                    for dir in s.split(':').filter(|d| !d.is_empty()) {
+                        if !facts.search_paths.iter().any(|p| p == dir) {
+                            facts.search_paths.push(dir.to_string());
+                        }
+                    }
                 }
             }
         }
     }
     facts.go_settings = go_build_settings(bytes, &header, &phdrs, ctx);
     Some(facts)
+}
+
+/// The `vermagic` string of a kernel module (`.modinfo` section), `None`
+/// when the file is not an ELF object with one.
+pub(crate) fn module_vermagic(bytes: &[u8]) -> Option<String> {
+    let info = section(bytes, ".modinfo")?;
+    info.split(|&b| b == 0)
+        .filter_map(|kv| kv.strip_prefix(b"vermagic="))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .next()
+}
+
+/// Contents of the section called `name`.
+fn section<'a>(bytes: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    if !has_elf_magic(bytes) {
+        return None;
+    }
+    let header: Header = Elf::parse_header(bytes).ok()?;
+    let ctx = Ctx::new(header.container().ok()?, header.endianness().ok()?);
+    if header.e_shnum == 0 {
+        return None;
+    }
+    let shdrs =
+        SectionHeader::parse(bytes, header.e_shoff as usize, header.e_shnum as usize, ctx).ok()?;
+    let strtab = shdrs.get(header.e_shstrndx as usize)?;
+    let so = usize::try_from(strtab.sh_offset).ok()?;
+    let ss = usize::try_from(strtab.sh_size).ok()?;
+    let names = bytes.get(so..so.saturating_add(ss).min(bytes.len()))?;
+    let sh = shdrs
+        .iter()
+        .find(|sh| cstr(names, sh.sh_name).as_deref() == Some(name))?;
+    let o = usize::try_from(sh.sh_offset).ok()?;
+    let s = usize::try_from(sh.sh_size).ok()?;
+    bytes.get(o..o.checked_add(s)?)
 }
 
 const GO_MAGIC: &[u8] = b"\xff Go buildinf:";

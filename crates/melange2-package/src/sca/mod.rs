@@ -1,5 +1,5 @@
-//! Basic SCA (spec F.1–F.4): automatic `so:`/`so-ver:`, `cmd:` and `pc:`
-//! dependencies and provides, found in the package trees of one build.
+//! SCA (spec F.1–F.4): automatic dependencies and provides, found in the
+//! package trees of one build.
 //!
 //! Generators (run per package, with read access to every package of the
 //! build, main first):
@@ -14,15 +14,42 @@
 //!   of any package of the build → depend `so:<SONAME of that file>`; Go
 //!   binaries built with cgo and a FIPS crypto experiment → depend
 //!   `openssl-config-fipshardened` and `so:libcrypto.so.3`.
+//!   With versioned shlib depends on ([`BuildEnvironment::versioned_shlib_deps`],
+//!   melange's `MELANGE_VERSIONED_SHLIB_DEPENDS`) and no
+//!   `no-versioned-shlib-deps` option, each `DT_NEEDED` library (except
+//!   `ld-linux-*`) whose provider publishes `so-ver:<lib>` also gives depend
+//!   `so-ver:<lib>>=<provider version>` (this build's `V` when a package of
+//!   the build provides it, else the installed build-environment package's).
+//!   **RUNPATH/RPATH** (melange2 extension): a `DT_NEEDED` library found
+//!   through the binary's own `DT_RUNPATH`/`DT_RPATH` (`$ORIGIN` expanded)
+//!   in a directory that is *not* a library directory is private: found in
+//!   the package itself, the depend is dropped; found in a sibling package,
+//!   it becomes depend `<sibling>=<V>` (melange leaves an `so:` depend that
+//!   nothing provides, since private libraries are only vendored).
 //! * **commands** — regular files with mode `0555` bits set directly in
 //!   `bin/`, `sbin/`, `usr/bin/`, `usr/sbin/` → provides `cmd:<name>=<V>`.
+//! * **-doc** — in a package whose name ends in `-doc`, entries directly in
+//!   `usr/share/man` → depend `man-db`, in `usr/share/info` → `texinfo`.
 //! * **pkg-config** — regular `*.pc` files directly in a pkg-config
 //!   directory → provides `pc:<name>=<V>` and depend `pc:<module>` for every
 //!   module of `Requires`, `Requires.private`, `Requires.internal`; elsewhere
 //!   → vendored `pc:<name>=<V>`.
+//! * **perl** — `usr/lib/perlN*/*_perl` (or `lib/…`) → depend `perl~N`
+//!   unless `perl` is declared.
+//! * **python** — a `…/pythonX.Y/site-packages` directory → depend
+//!   `python-X.Y-base` unless a depend starting with `python` is declared.
+//! * **ruby** — `usr/lib/ruby/gems/X.Y.Z/gems` → depend `ruby-X.Y` unless
+//!   `ruby` or `ruby-*` is declared.
+//! * **shebang** — regular files under `usr/bin/`, `usr/local/bin/`,
+//!   `usr/local/sbin/` starting with `#!` → depend `cmd:<interpreter>`
+//!   (`env X` and `env -S X` → `X`; `sh`, `awk`, `python`, `python3`,
+//!   `luajit` ignored; other `env` forms are warnings).
+//! * **kernel** — kernel images in `boot/` → provides `linux:<ver>`;
+//!   modules under `lib/modules/`, `usr/lib/modules/` (`.ko`, `.ko.gz`,
+//!   `.ko.xz`, `.ko.zst`) → depend `linux:<ver>` from their `vermagic`.
 //!
 //! Library directories are `lib/`, `usr/lib/`, `lib64/`, `usr/lib64/` plus
-//! every absolute line of any regular `etc/ld.so.conf.d/**.conf` file of any
+//! every absolute line of any regular `etc/ld.so.conf.d/*.conf` file of any
 //! package of the build. `V` is the package's `<version>-r<epoch>`.
 //!
 //! Then ([`merge`]): lists sorted and de-duplicated; package options
@@ -34,18 +61,26 @@
 //! them to the sibling through its provides, as melange leaves them) and
 //! listed in [`ScaReport::provided_in_build`].
 //!
+//! Finally, with a repository lookup ([`BuildEnvironment::repositories`]),
+//! every `so:` depend provided neither in the build nor by any package of
+//! the build's repositories is reported ([`ScaReport::unresolved`] and a
+//! warning naming the files that need it).
+//!
 //! Every entry records the file and the reason it came from
 //! ([`ScaFinding`]), for `--dependency-log`.
 
 pub(crate) mod elf;
+pub(crate) mod generators;
 pub(crate) mod pkgconfig;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use melange2_apk::PackageTree;
 use melange2_apk::tree::{EntryKind, TreeEntry};
 use melange2_config::model::PackageOption;
+use melange2_config::plan::PackageInfo;
 use serde::Serialize;
 
 use crate::ingest;
@@ -125,7 +160,8 @@ pub struct ScaFinding {
     pub value: String,
     /// File of the package tree (relative path) that produced it.
     pub file: String,
-    /// Generator: `shared-object`, `symlink`, `go-fips`, `cmd`, `pkg-config`.
+    /// Generator: `shared-object`, `symlink`, `go-fips`, `cmd`, `doc`,
+    /// `pkg-config`, `perl`, `python`, `ruby`, `shebang`, `kernel`.
     pub generator: String,
     /// Human-readable reason (`DT_NEEDED libz.so.1`, …).
     pub reason: String,
@@ -168,6 +204,15 @@ pub struct ScaReport {
     /// Final depends satisfied by another package of the same build
     /// (depend → packages providing it).
     pub provided_in_build: BTreeMap<String, Vec<String>>,
+    /// Final `so:` depends that neither this build nor the build's
+    /// repositories provide (depend → files needing it). Only filled when
+    /// the repositories were given.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub unresolved: BTreeMap<String, Vec<String>>,
+    /// Things the generators could not handle (an unreadable `#!` line, a
+    /// declared interpreter dependency that switched a generator off).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl ScaReport {
@@ -233,6 +278,16 @@ impl ScaReport {
         for d in &self.dropped {
             let _ = writeln!(s, "  dropped {} {}: {}", d.kind.label(), d.value, d.reason);
         }
+        for (d, files) in &self.unresolved {
+            let _ = writeln!(
+                s,
+                "  unresolved depend {d}: provided by nothing in this build or its repositories (needed by {})",
+                files.join(", ")
+            );
+        }
+        for w in &self.warnings {
+            let _ = writeln!(s, "  warning: {w}");
+        }
         s
     }
 }
@@ -241,6 +296,13 @@ impl ScaReport {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Generated {
     pub findings: Vec<ScaFinding>,
+    /// `DT_NEEDED` libraries that became `so:` depends → files needing them.
+    pub needed: BTreeMap<String, BTreeSet<String>>,
+    /// Depends never generated because the package finds the library itself
+    /// through a RUNPATH.
+    pub dropped: Vec<DroppedEntry>,
+    /// Problems for the report.
+    pub warnings: Vec<String>,
 }
 
 impl Generated {
@@ -285,7 +347,11 @@ impl<'a> BuildTrees<'a> {
         let mut extra = Vec::new();
         for (_, tree) in &packages {
             for e in tree.entries() {
-                if !e.path.starts_with("etc/ld.so.conf.d/") || !e.path.ends_with(".conf") {
+                // `etc/ld.so.conf.d/*.conf`: direct children only
+                let Some(name) = e.path.strip_prefix("etc/ld.so.conf.d/") else {
+                    continue;
+                };
+                if name.contains('/') || !name.ends_with(".conf") {
                     continue;
                 }
                 if !matches!(e.kind, EntryKind::File { .. }) {
@@ -423,8 +489,14 @@ fn elf_of(entry: &TreeEntry) -> Option<elf::ElfFacts> {
     elf::analyze(&data)
 }
 
-/// Run every generator for one package.
-pub(crate) fn generate(build: &BuildTrees<'_>, package: &str, version: &str) -> Generated {
+/// Run every generator for one package (`declared_runtime`: its declared
+/// depends, which switch the language generators off).
+pub(crate) fn generate(
+    build: &BuildTrees<'_>,
+    package: &str,
+    version: &str,
+    declared_runtime: &[String],
+) -> Generated {
     let mut g = Generated::default();
     let Some(tree) = build
         .packages
@@ -446,11 +518,92 @@ pub(crate) fn generate(build: &BuildTrees<'_>, package: &str, version: &str) -> 
         };
         shared_objects(&ctx, entry, &mut cache, &mut g);
         commands(entry, version, &mut g);
+        generators::doc(package, entry, &mut g);
         pkg_config(entry, version, &mut g);
+        generators::shebang(entry, &mut g);
+        generators::kernel(entry, &mut g);
     }
+    let entries: Vec<&TreeEntry> = tree.entries().collect();
+    generators::perl(&entries, declared_runtime, &mut g);
+    generators::python(&entries, declared_runtime, &mut g);
+    generators::ruby(&entries, declared_runtime, &mut g);
     g.findings.sort();
     g.findings.dedup();
+    g.dropped.sort();
+    g.dropped.dedup();
     g
+}
+
+/// Expand one `DT_RUNPATH`/`DT_RPATH` directory of a file in `origin_dir`
+/// into a path relative to the package root (`None` for relative entries
+/// and other `$` tokens, which cannot be resolved here).
+pub(crate) fn expand_search_path(dir: &str, origin_dir: &str) -> Option<String> {
+    let origin = format!("/{origin_dir}");
+    let expanded = dir
+        .replace("${ORIGIN}", &origin)
+        .replace("$ORIGIN", &origin);
+    if expanded.contains('$') || !expanded.starts_with('/') {
+        return None;
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for c in expanded.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// Where a `DT_NEEDED` library is found through a RUNPATH outside the
+/// library directories.
+enum PrivateLib {
+    /// In the package itself, at this path.
+    Own(String),
+    /// In another package of the build (package, path).
+    Sibling(String, String),
+}
+
+fn find_private_lib(ctx: &ScanCtx<'_>, search_dirs: &[String], lib: &str) -> Option<PrivateLib> {
+    for dir in search_dirs {
+        let as_lib_dir = format!("{dir}/");
+        if ctx.lib_dirs.iter().any(|d| d == dir || *d == as_lib_dir) {
+            // a library directory: the ordinary `so:` rules apply
+            continue;
+        }
+        let test = if dir.is_empty() {
+            lib.to_string()
+        } else {
+            format!("{dir}/{lib}")
+        };
+        let own = std::iter::once((ctx.package, ctx.tree));
+        let others = ctx
+            .build
+            .packages
+            .iter()
+            .filter(|(n, _)| *n != ctx.package)
+            .map(|(n, t)| (*n, *t));
+        for (pkg, tree) in own.chain(others) {
+            let Some(real) = resolve_in_tree(tree, &test) else {
+                continue;
+            };
+            if !matches!(
+                tree.get(&real).map(|e| &e.kind),
+                Some(EntryKind::File { .. })
+            ) {
+                continue;
+            }
+            return Some(if pkg == ctx.package {
+                PrivateLib::Own(test)
+            } else {
+                PrivateLib::Sibling(pkg.to_string(), test)
+            });
+        }
+    }
+    None
 }
 
 /// What the shared-object generator needs about the package being scanned.
@@ -497,17 +650,49 @@ fn shared_objects(ctx: &ScanCtx<'_>, entry: &TreeEntry, cache: &mut ElfCache, g:
             format!("PT_INTERP {interp}"),
         );
     }
+    let origin_dir = file_entry
+        .path
+        .rsplit_once('/')
+        .map(|(d, _)| d)
+        .unwrap_or("");
+    let search_dirs: Vec<String> = facts
+        .search_paths
+        .iter()
+        .filter_map(|d| expand_search_path(d, origin_dir))
+        .collect();
     for lib in &facts.needed {
         if HOST_PROVIDED_LIBS.contains(&lib.as_str()) || !lib.contains(".so.") {
             continue;
         }
-        g.add(
-            FindingKind::Depend,
-            format!("so:{lib}"),
-            path,
-            GEN,
-            format!("DT_NEEDED {lib}"),
-        );
+        match find_private_lib(ctx, &search_dirs, lib) {
+            Some(PrivateLib::Own(at)) => g.dropped.push(DroppedEntry {
+                kind: FindingKind::Depend,
+                value: format!("so:{lib}"),
+                reason: format!("{path} finds {lib} through its RUNPATH at {at} in the package"),
+            }),
+            Some(PrivateLib::Sibling(pkg, at)) => g.add(
+                FindingKind::Depend,
+                format!("{pkg}={version}"),
+                path,
+                GEN,
+                format!(
+                    "DT_NEEDED {lib} found through RUNPATH at {pkg}:{at}, outside the library directories"
+                ),
+            ),
+            None => {
+                g.add(
+                    FindingKind::Depend,
+                    format!("so:{lib}"),
+                    path,
+                    GEN,
+                    format!("DT_NEEDED {lib}"),
+                );
+                g.needed
+                    .entry(lib.clone())
+                    .or_default()
+                    .insert(path.to_string());
+            }
+        }
     }
     if facts.interpreter.is_none() || base.contains(".so.") || base.ends_with(".so") {
         for soname in &facts.sonames {
@@ -696,7 +881,7 @@ pub(crate) fn merge(
     options: &PackageOption,
     extra_lib_dirs: &[String],
 ) -> ScaReport {
-    let mut dropped: Vec<DroppedEntry> = Vec::new();
+    let mut dropped: Vec<DroppedEntry> = generated.dropped.clone();
     let mut runtime = generated.list(FindingKind::Depend);
     let mut provides = generated.list(FindingKind::Provide);
     let vendored = generated.list(FindingKind::Vendored);
@@ -787,7 +972,210 @@ pub(crate) fn merge(
         vendored,
         dropped,
         provided_in_build: BTreeMap::new(),
+        unresolved: BTreeMap::new(),
+        warnings: generated.warnings,
     }
+}
+
+/// A package installed in the build environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstalledPackage {
+    /// Package name.
+    pub name: String,
+    /// Full version.
+    pub version: String,
+    /// Its `provides` entries.
+    pub provides: Vec<String>,
+}
+
+/// Batch lookup into the build's repositories: which of the given names
+/// (package names or provided names, without versions) some package
+/// provides.
+pub type ProvidedLookup = Arc<dyn Fn(&BTreeSet<String>) -> BTreeSet<String> + Send + Sync>;
+
+/// What the build environment and its repositories offer the SCA.
+#[derive(Clone, Default)]
+pub struct BuildEnvironment {
+    /// Packages installed in the build environment (for versioned shlib
+    /// depends).
+    pub installed: Vec<InstalledPackage>,
+    /// Lookup into the build's repositories; `None` (a bootstrap root
+    /// filesystem, a library caller without repositories): `so:` depends
+    /// are not checked.
+    pub repositories: Option<ProvidedLookup>,
+    /// Add `so-ver:<lib>>=<version>` depends (melange does so when
+    /// `MELANGE_VERSIONED_SHLIB_DEPENDS` is set).
+    pub versioned_shlib_deps: bool,
+}
+
+impl std::fmt::Debug for BuildEnvironment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildEnvironment")
+            .field("installed", &self.installed.len())
+            .field("repositories", &self.repositories.is_some())
+            .field("versioned_shlib_deps", &self.versioned_shlib_deps)
+            .finish()
+    }
+}
+
+/// Name of a dependency (`so:libz.so.1>=1` → `so:libz.so.1`).
+fn dependency_name(d: &str) -> &str {
+    d.split_once(['<', '>', '=', '~'])
+        .map(|(n, _)| n)
+        .unwrap_or(d)
+}
+
+/// Add the `so-ver:<lib>>=<version>` depends of every package (spec F.2).
+fn versioned_shlib_deps(
+    generated: &mut [Generated],
+    packages: &[&PackageInfo],
+    installed: &[InstalledPackage],
+) {
+    // so-ver providers inside the build (packages that publish provides)
+    let mut in_build: BTreeMap<String, &str> = BTreeMap::new();
+    for (g, p) in generated.iter().zip(packages) {
+        if p.options.no_provides {
+            continue;
+        }
+        for f in &g.findings {
+            if f.kind == FindingKind::Provide
+                && let Some(rest) = f.value.strip_prefix("so-ver:")
+            {
+                in_build
+                    .entry(provide_name(rest).to_string())
+                    .or_insert(p.name.as_str());
+            }
+        }
+    }
+    for (g, p) in generated.iter_mut().zip(packages) {
+        if p.options.no_versioned_shlib_deps {
+            continue;
+        }
+        let needed = g.needed.clone();
+        for (lib, files) in needed {
+            if lib.starts_with("ld-linux-") {
+                continue;
+            }
+            let provider = match in_build.get(&lib) {
+                Some(pkg) => Some(((*pkg).to_string(), p.full_version.clone())),
+                None => {
+                    let so = format!("so:{lib}");
+                    let so_ver = format!("so-ver:{lib}");
+                    installed
+                        .iter()
+                        .find(|i| i.provides.iter().any(|v| provide_name(v) == so))
+                        .filter(|i| i.provides.iter().any(|v| provide_name(v) == so_ver))
+                        .map(|i| (i.name.clone(), i.version.clone()))
+                }
+            };
+            let Some((pkg, ver)) = provider else { continue };
+            for file in &files {
+                g.add(
+                    FindingKind::Depend,
+                    format!("so-ver:{lib}>={ver}"),
+                    file,
+                    "shared-object",
+                    format!("DT_NEEDED {lib}, versioned after its provider {pkg}-{ver}"),
+                );
+            }
+        }
+        g.findings.sort();
+        g.findings.dedup();
+    }
+}
+
+/// Report `so:` depends that neither the build nor the repositories
+/// provide; returns one warning per depend and package.
+fn check_repositories(reports: &mut [ScaReport], lookup: &ProvidedLookup) -> Vec<String> {
+    let mut wanted = BTreeSet::new();
+    for r in reports.iter() {
+        for d in &r.depends {
+            if d.starts_with("so:") && !r.provided_in_build.contains_key(d) {
+                wanted.insert(dependency_name(d).to_string());
+            }
+        }
+    }
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    let found = lookup(&wanted);
+    let mut warnings = Vec::new();
+    for r in reports.iter_mut() {
+        let mut unresolved = BTreeMap::new();
+        for d in &r.depends {
+            if !d.starts_with("so:")
+                || r.provided_in_build.contains_key(d)
+                || found.contains(dependency_name(d))
+            {
+                continue;
+            }
+            let mut files: Vec<String> = r
+                .findings
+                .iter()
+                .filter(|f| f.kind == FindingKind::Depend && &f.value == d)
+                .map(|f| f.file.clone())
+                .collect();
+            files.dedup();
+            let needed_by = if files.is_empty() {
+                "declared in the build file".to_string()
+            } else {
+                format!("needed by {}", files.join(", "))
+            };
+            warnings.push(format!(
+                "package {}: depend {d} ({needed_by}) is provided by no package of this build or of its repositories",
+                r.package
+            ));
+            unresolved.insert(d.clone(), files);
+        }
+        r.unresolved = unresolved;
+    }
+    warnings
+}
+
+/// The whole SCA of one build: every generator for every package, the
+/// versioned depends, the merge with the declared lists, siblings and the
+/// repository check. Returns one report per package (in `packages` order)
+/// and the warnings (generator problems, unresolved `so:` depends).
+pub(crate) fn analyze(
+    build: &BuildTrees<'_>,
+    packages: &[&PackageInfo],
+    env: &BuildEnvironment,
+) -> (Vec<ScaReport>, Vec<String>) {
+    let mut generated: Vec<Generated> = packages
+        .iter()
+        .map(|p| generate(build, &p.name, &p.full_version, &p.dependencies.runtime))
+        .collect();
+    if env.versioned_shlib_deps {
+        versioned_shlib_deps(&mut generated, packages, &env.installed);
+    }
+    let mut reports: Vec<ScaReport> = generated
+        .into_iter()
+        .zip(packages)
+        .map(|(g, p)| {
+            merge(
+                &p.name,
+                &p.full_version,
+                g,
+                &p.dependencies.runtime,
+                &p.dependencies.provides,
+                &p.options,
+                &build.extra_lib_dirs,
+            )
+        })
+        .collect();
+    link_siblings(&mut reports);
+    let mut warnings: Vec<String> = reports
+        .iter()
+        .flat_map(|r| {
+            r.warnings
+                .iter()
+                .map(move |w| format!("package {}: {w}", r.package))
+        })
+        .collect();
+    if let Some(lookup) = &env.repositories {
+        warnings.extend(check_repositories(&mut reports, lookup));
+    }
+    (reports, warnings)
 }
 
 /// Fill [`ScaReport::provided_in_build`]: which final depends of each
@@ -810,11 +1198,7 @@ pub(crate) fn link_siblings(reports: &mut [ScaReport]) {
     for r in reports.iter_mut() {
         let mut map = BTreeMap::new();
         for d in &r.depends {
-            let name = d
-                .split_once(['<', '>', '=', '~'])
-                .map(|(n, _)| n)
-                .unwrap_or(d);
-            if let Some(ps) = providers.get(name) {
+            if let Some(ps) = providers.get(dependency_name(d)) {
                 let others: Vec<String> = ps.iter().filter(|p| **p != r.package).cloned().collect();
                 if !others.is_empty() {
                     map.insert(d.clone(), others);
@@ -892,6 +1276,7 @@ mod tests {
                 finding(FindingKind::Provide, "cmd:foo=1-r0"),
                 finding(FindingKind::Vendored, "so:libvend.so.2=2"),
             ],
+            ..Default::default()
         };
         let declared = vec!["busybox".to_string(), "virt".to_string()];
         let declared_p = vec!["virt=1".to_string()];
