@@ -141,7 +141,16 @@ impl LintReport {
         let mut s = String::new();
         for f in &self.findings {
             let mark = if f.is_required() { "error" } else { "warning" };
-            let _ = writeln!(s, "  {mark}: {} ({}): {}", f.linter, f.severity, f.message);
+            let off = if f.disabled {
+                ", disabled in checks"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                s,
+                "  {mark}: {} ({}{off}): {}",
+                f.linter, f.severity, f.message
+            );
             for o in &f.offenders {
                 let _ = writeln!(s, "      {o}");
             }

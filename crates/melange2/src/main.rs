@@ -6,6 +6,7 @@ mod cmd_apk;
 mod cmd_build;
 mod cmd_buildkit;
 mod cmd_config;
+mod cmd_lint;
 mod cmd_resolve;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +37,8 @@ enum Command {
     Apk(cmd_apk::ApkCommand),
     #[command(flatten)]
     Config(cmd_config::ConfigCommand),
+    /// Run the package linters on .apk files.
+    Lint(cmd_lint::LintArgs),
     /// Resolve packages against signed APK repositories, fetch and verify them, print the lock.
     Resolve(cmd_resolve::ResolveArgs),
 }
@@ -53,6 +56,7 @@ fn main() -> std::process::ExitCode {
         Command::Buildkit(c) => cmd_buildkit::run(c),
         Command::Apk(c) => cmd_apk::run(c),
         Command::Config(c) => cmd_config::run(c),
+        Command::Lint(a) => cmd_lint::run(a),
         Command::Resolve(c) => cmd_resolve::run(c),
     };
     match result {
