@@ -302,7 +302,10 @@ mod tests {
         };
         let t = report.to_string();
         assert!(t.contains("aarch64: skipped"), "{t}");
-        assert!(t.contains("PACKAGE    ARCH    TEST      RESULT  DURATION"), "{t}");
+        assert!(
+            t.contains("PACKAGE    ARCH    TEST      RESULT  DURATION"),
+            "{t}"
+        );
         assert!(
             t.contains("hello      x86_64  pipeline  pass        1.2s  2 steps"),
             "{t}"

@@ -63,6 +63,38 @@ fn find_config(given: Option<&Path>) -> Result<PathBuf, TestError> {
         })
 }
 
+/// `KEY=VALUE` lines of an env file: `export ` prefixes, quoted values (`\n` and `\"` in
+/// double quotes), `#` comments.
+fn parse_dotenv(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let l = l.strip_prefix("export ").unwrap_or(l);
+        let Some((k, v)) = l.split_once('=') else {
+            continue;
+        };
+        let v = v.trim();
+        let quoted = v.len() >= 2
+            && ((v.starts_with('"') && v.ends_with('"'))
+                || (v.starts_with('\'') && v.ends_with('\'')));
+        let v = if quoted && v.starts_with('"') {
+            v[1..v.len() - 1].replace("\\n", "\n").replace("\\\"", "\"")
+        } else if quoted {
+            v[1..v.len() - 1].to_string()
+        } else {
+            match v.find(" #") {
+                Some(i) => v[..i].trim_end().to_string(),
+                None => v.to_string(),
+            }
+        };
+        out.push((k.trim().to_string(), v));
+    }
+    out
+}
+
 /// `--source-dir` as a layer copied into every test's workspace.
 struct Source {
     name: String,
@@ -163,6 +195,21 @@ pub async fn test(opts: &TestOptions) -> Result<TestReport, TestError> {
             continue;
         }
         cases.extend(test_cases(&plan, &case_opts));
+    }
+    // --env-file: variables for every test step that neither the test environment nor the
+    // step sets.
+    let mut env_file_vars = Vec::new();
+    for f in &opts.env_files {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| TestError::Input(format!("env file {}: {e}", f.display())))?;
+        env_file_vars.extend(parse_dotenv(&text));
+    }
+    for case in &mut cases {
+        for s in &mut case.steps {
+            for (k, v) in &env_file_vars {
+                s.step.env.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
     }
     if cases.is_empty() {
         return Ok(report);
@@ -423,7 +470,13 @@ async fn run_case_inner(
                     ts,
                 );
             }
-            files = files.mkfile_with(&format!("/{RUNNER}"), 0o644, script::runner(&names), None, ts);
+            files = files.mkfile_with(
+                &format!("/{RUNNER}"),
+                0o644,
+                script::runner(&names),
+                None,
+                ts,
+            );
             let scripts = State::scratch().file(
                 files,
                 OpOptions::named(format!("{prefix}{label}: test scripts")),
@@ -498,11 +551,7 @@ async fn run_case_inner(
 }
 
 /// Map a failed runner to the step that failed, with that step's own output.
-fn step_failure(
-    case: &TestCase,
-    lines: &[String],
-    se: &melange2_buildkit::SolveError,
-) -> Outcome {
+fn step_failure(case: &TestCase, lines: &[String], se: &melange2_buildkit::SolveError) -> Outcome {
     let total = case.steps.len();
     let log = script::parse_log(lines, total);
     let tail = |v: &[String]| v[v.len().saturating_sub(TAIL_LINES)..].to_vec();
@@ -513,8 +562,19 @@ fn step_failure(
     };
     let Some(i) = index else {
         // The runner did not get to the first step (no shell, …).
+        let no_shell = log
+            .preamble
+            .iter()
+            .any(|l| l.contains("\"/bin/sh\"") && l.contains("no such file"));
+        let headline = if no_shell {
+            "the test environment has no /bin/sh: add a shell (e.g. busybox) to \
+             test.environment.contents.packages or pass --test-package-append busybox"
+                .to_string()
+        } else {
+            format!("the test could not start: {}", se.message)
+        };
         return Outcome::Failed(Box::new(Failure {
-            headline: format!("the test could not start: {}", se.message),
+            headline,
             step: None,
             exit_code: se.exit_code,
             log_tail: tail(&log.preamble),
@@ -532,4 +592,34 @@ fn step_failure(
         exit_code: code,
         log_tail: log.steps.get(i - 1).map(|v| tail(v)).unwrap_or_default(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotenv_lines() {
+        let v = parse_dotenv("# c\nA=1\nexport B=\"x y\\n\"\nC='z $D' \nD=v # comment\nbad\n");
+        assert_eq!(
+            v,
+            vec![
+                ("A".into(), "1".into()),
+                ("B".into(), "x y\n".into()),
+                ("C".into(), "z $D".into()),
+                ("D".into(), "v".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_config_and_source_dir_are_input_errors() {
+        let e = find_config(None).unwrap_err().to_string();
+        assert!(e.contains("melange.yaml"), "{e}");
+        let e = source_layer(Path::new("/nonexistent/src"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("/nonexistent/src"), "{e}");
+    }
 }

@@ -72,7 +72,7 @@ pub fn runner(step_names: &[String]) -> String {
     }
     out.push_str(&format!(
         "printf '%s\\n' {}\nexit 0\n",
-        shell_single_quote(&format!("{MARKER}all {total} steps passed"))
+        shell_single_quote(&format!("{MARKER}{total}/{total} steps passed"))
     ));
     out
 }
@@ -119,7 +119,7 @@ pub fn parse_log(lines: &[String], total: usize) -> RunLog {
                     log.failed = Some((cur, code));
                     continue;
                 }
-            } else if rest == format!("all {total} steps passed") {
+            } else if rest == format!("{total}/{total} steps passed") {
                 log.passed = true;
                 continue;
             }

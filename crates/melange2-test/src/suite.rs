@@ -328,7 +328,10 @@ subpackages:
             vec!["https://example.invalid/main", "./packages"]
         );
         assert_eq!(
-            main.steps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            main.steps
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>(),
             vec!["greet", "uses: python/test"]
         );
         assert_eq!(main.steps[0].step.env.get("GREETING").unwrap(), "hi");
@@ -351,7 +354,10 @@ subpackages:
         );
         // Nested steps are separate steps, in order.
         assert_eq!(
-            dev.steps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            dev.steps
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>(),
             vec!["run: grep -q x /etc/passwd", "run: echo nested"]
         );
         assert!(dev.steps[0].step.pipeline.is_empty());
@@ -400,7 +406,9 @@ subpackages:
 
     #[test]
     fn names_match_the_build() {
-        let mut s = test_steps(&plan(RECIPE).test.unwrap().pipeline)[1].step.clone();
+        let mut s = test_steps(&plan(RECIPE).test.unwrap().pipeline)[1]
+            .step
+            .clone();
         s.name = Some("custom".into());
         assert_eq!(step_name(&s, Some("x/y")), "uses: x/y (custom)");
         s.name = None;

@@ -8,6 +8,7 @@ mod cmd_buildkit;
 mod cmd_config;
 mod cmd_lint;
 mod cmd_resolve;
+mod cmd_test;
 
 use clap::{Parser, Subcommand};
 
@@ -41,6 +42,8 @@ enum Command {
     Lint(cmd_lint::LintArgs),
     /// Resolve packages against signed APK repositories, fetch and verify them, print the lock.
     Resolve(cmd_resolve::ResolveArgs),
+    /// Run a build file's tests against built packages on BuildKit.
+    Test(Box<cmd_test::TestArgs>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -58,6 +61,7 @@ fn main() -> std::process::ExitCode {
         Command::Config(c) => cmd_config::run(c),
         Command::Lint(a) => cmd_lint::run(a),
         Command::Resolve(c) => cmd_resolve::run(c),
+        Command::Test(a) => cmd_test::run(*a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
