@@ -549,6 +549,38 @@ fn repository_over_http() {
     assert!(out.join("x86_64/hello-1.0.0-r0.apk").is_file());
 }
 
+/// `melange2 build` of a bootstrap recipe on a given root filesystem.
+fn bootstrap(
+    f: &Fixture,
+    recipe: &Path,
+    rootfs: &Path,
+    src: &Path,
+    out: &Path,
+    extra: &[&str],
+) -> Output {
+    melange2()
+        .arg("build")
+        .arg(recipe)
+        .args([
+            "--arch",
+            "x86_64",
+            "--progress",
+            "plain",
+            "--buildkit-addr",
+            &daemon(),
+        ])
+        .arg("--bootstrap-rootfs")
+        .arg(rootfs)
+        .arg("--source-dir")
+        .arg(src)
+        .arg("--out-dir")
+        .arg(out)
+        .args(extra)
+        .current_dir(f.dir.path())
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn bootstrap_rootfs_builds_busybox() {
     let f = fixture();
@@ -566,28 +598,8 @@ fn bootstrap_rootfs_builds_busybox() {
     let recipe =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/bootstrap/busybox.yaml");
     let out = f.dir.path().join("boot");
-    let o = melange2()
-        .arg("build")
-        .arg(&recipe)
-        .args([
-            "--arch",
-            "x86_64",
-            "--progress",
-            "plain",
-            "--buildkit-addr",
-            &daemon(),
-        ])
-        .arg("--bootstrap-rootfs")
-        .arg(&rootfs)
-        .arg("--source-dir")
-        .arg(&src)
-        .arg("--signing-key")
-        .arg(&f.signing_key)
-        .arg("--out-dir")
-        .arg(&out)
-        .current_dir(f.dir.path())
-        .output()
-        .unwrap();
+    let key = f.signing_key.to_string_lossy().to_string();
+    let o = bootstrap(&f, &recipe, &rootfs, &src, &out, &["--signing-key", &key]);
     ok(&o);
     let files = data_files(&out.join("x86_64/busybox-1.35.0-r0.apk"), &keyring_of(&f));
     assert!(files.contains_key("bin/busybox") && files.contains_key("etc/busybox-paths.d/busybox"));
@@ -604,28 +616,15 @@ fn bootstrap_rootfs_builds_busybox() {
         .unwrap();
     assert!(st.success());
     let ws = f.dir.path().join("ws");
-    let o = melange2()
-        .arg("build")
-        .arg(&recipe)
-        .args([
-            "--arch",
-            "x86_64",
-            "--progress",
-            "plain",
-            "--buildkit-addr",
-            &daemon(),
-        ])
-        .arg("--bootstrap-rootfs")
-        .arg(&tgz)
-        .arg("--source-dir")
-        .arg(&src)
-        .arg("--workspace-dir")
-        .arg(&ws)
-        .arg("--out-dir")
-        .arg(f.dir.path().join("boot-tar"))
-        .current_dir(f.dir.path())
-        .output()
-        .unwrap();
+    let ws_arg = ws.to_string_lossy().to_string();
+    let o = bootstrap(
+        &f,
+        &recipe,
+        &tgz,
+        &src,
+        &f.dir.path().join("boot-tar"),
+        &["--workspace-dir", &ws_arg],
+    );
     ok(&o);
     assert!(
         f.dir
