@@ -96,6 +96,8 @@ pub struct ArchReport {
     pub arch: String,
     /// Packages written.
     pub packages: Vec<PathBuf>,
+    /// Provenance archives written (`--generate-provenance`).
+    pub attestations: Vec<PathBuf>,
     /// The index, when generated.
     pub index: Option<PathBuf>,
     /// Step totals.
@@ -541,6 +543,7 @@ pub async fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
             None => report.archs.push(ArchReport {
                 arch: a.clone(),
                 packages: vec![],
+                attestations: vec![],
                 index: None,
                 summary: Summary::default(),
                 skipped: true,
@@ -573,10 +576,11 @@ pub async fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
     }
     let summary = progress.finish();
     for r in results {
-        let (arch, packages, index) = r?;
+        let (arch, packages, attestations, index) = r?;
         report.archs.push(ArchReport {
             arch,
             packages,
+            attestations,
             index,
             summary: summary.clone(),
             skipped: false,
@@ -595,7 +599,7 @@ async fn solve_and_package(
     key: Option<&melange2_apk::SigningKey>,
     sde: u64,
     status: tokio::sync::mpsc::UnboundedSender<StatusResponse>,
-) -> Result<(String, Vec<PathBuf>, Option<PathBuf>), BuildError> {
+) -> Result<(String, Vec<PathBuf>, Vec<PathBuf>, Option<PathBuf>), BuildError> {
     let def = p.graph_output.marshal()?;
     let (writer, reader) = tokio::io::duplex(1 << 20);
     let (outcome_tx, outcome_rx) = tokio::sync::watch::channel::<Option<bool>>(None);
@@ -732,12 +736,15 @@ async fn solve_and_package(
     if let Some(log) = &opts.dependency_log {
         write_dependency_log(log, &p.plan.arch, &out)?;
     }
+    let attestations = out
+        .packages
+        .iter()
+        .filter_map(|f| f.provenance.clone())
+        .collect();
     Ok((
         p.plan.arch.clone(),
-        out.packages
-            .into_iter()
-            .flat_map(|f| std::iter::once(f.path).chain(f.provenance))
-            .collect(),
+        out.packages.into_iter().map(|f| f.path).collect(),
+        attestations,
         out.index,
     ))
 }

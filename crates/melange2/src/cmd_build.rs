@@ -232,7 +232,7 @@ pub fn run(a: BuildArgs) -> anyhow::Result<()> {
             continue;
         }
         eprintln!("{}: {} package(s) written", r.arch, r.packages.len());
-        for p in &r.packages {
+        for p in r.packages.iter().chain(&r.attestations) {
             println!("{}", p.display());
         }
         if let Some(i) = &r.index {
