@@ -19,9 +19,6 @@ use crate::script::{self, RUNNER, SCRIPT_DIR};
 use crate::suite::{CaseOptions, TestCase, TestKind, test_cases};
 use crate::{Failure, Outcome, TestError, TestOptions, TestReport, TestResult};
 
-/// Lines of a failing step kept for the report.
-const TAIL_LINES: usize = 40;
-
 fn short_hash(s: &str) -> String {
     hex::encode(&Sha256::digest(s.as_bytes())[..8])
 }
@@ -508,14 +505,14 @@ async fn run_case_inner(
 
     let def = target.marshal()?;
     let mut tracker = Tracker::default();
-    let mut lines: Vec<String> = Vec::new();
+    let mut log = script::RunLog::new(case.steps.len());
     let mut on_status = |s: &StatusResponse| {
         progress.handle(s);
         for c in tracker.update(s) {
             if let Change::Log(d, line) = c
                 && exec_digest.as_deref() == Some(d.as_str())
             {
-                lines.push(line);
+                log.push(&line);
             }
         }
     };
@@ -535,7 +532,7 @@ async fn run_case_inner(
         Err(BuildkitError::Solve(se)) => {
             let in_exec = se.vertex.is_some() && se.vertex == exec_digest;
             if in_exec && case.kind == TestKind::Pipeline {
-                Ok(step_failure(case, &lines, &se))
+                Ok(step_failure(case, &log, &se))
             } else {
                 let what = se.step.clone().unwrap_or_else(|| "the test graph".into());
                 Ok(Outcome::Failed(Box::new(Failure {
@@ -551,10 +548,13 @@ async fn run_case_inner(
 }
 
 /// Map a failed runner to the step that failed, with that step's own output.
-fn step_failure(case: &TestCase, lines: &[String], se: &melange2_buildkit::SolveError) -> Outcome {
+fn step_failure(
+    case: &TestCase,
+    log: &script::RunLog,
+    se: &melange2_buildkit::SolveError,
+) -> Outcome {
     let total = case.steps.len();
-    let log = script::parse_log(lines, total);
-    let tail = |v: &[String]| v[v.len().saturating_sub(TAIL_LINES)..].to_vec();
+    let tail = |v: &[String]| v.to_vec();
     let (index, code) = match (log.failed, log.last_started()) {
         (Some((i, c)), _) => (Some(i), Some(c)),
         (None, Some(i)) => (Some(i), se.exit_code),

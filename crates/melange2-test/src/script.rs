@@ -77,12 +77,15 @@ pub fn runner(step_names: &[String]) -> String {
     out
 }
 
-/// What the log of a test says.
+/// What the log of a test says. Only the last [`KEEP_LINES`] lines of each step (and of the
+/// preamble) are kept, so a chatty test does not grow memory without bound.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RunLog {
-    /// Output of each step that started (index 0 is step 1), markers removed.
+    /// Steps in the runner.
+    total: usize,
+    /// Last lines of each step that started (index 0 is step 1), markers removed.
     pub steps: Vec<Vec<String>>,
-    /// Lines before the first marker (the runner itself failing to start, …).
+    /// Last lines before the first marker (the runner itself failing to start, …).
     pub preamble: Vec<String>,
     /// The failing step (1-based) and its exit code.
     pub failed: Option<(usize, i32)>,
@@ -90,44 +93,68 @@ pub struct RunLog {
     pub passed: bool,
 }
 
+/// Lines kept per step.
+pub const KEEP_LINES: usize = 40;
+
+fn keep(v: &mut Vec<String>, line: &str) {
+    if v.len() == KEEP_LINES {
+        v.remove(0);
+    }
+    v.push(line.to_string());
+}
+
 impl RunLog {
+    /// An empty log of a runner with `total` steps.
+    pub fn new(total: usize) -> Self {
+        Self {
+            total,
+            ..Default::default()
+        }
+    }
+
     /// The last step that started (1-based).
     pub fn last_started(&self) -> Option<usize> {
         (!self.steps.is_empty()).then_some(self.steps.len())
     }
-}
 
-/// Split the log of a runner with `total` steps into the output of each step.
-pub fn parse_log(lines: &[String], total: usize) -> RunLog {
-    let mut log = RunLog::default();
-    for line in lines {
+    /// Take one line of the runner's output.
+    pub fn push(&mut self, line: &str) {
+        let total = self.total;
         if let Some(rest) = line.strip_prefix(MARKER) {
             if let Some(r) = rest.strip_prefix("step ") {
-                let next = log.steps.len() + 1;
+                let next = self.steps.len() + 1;
                 // Start: "N/T: name".
                 if r.starts_with(&format!("{next}/{total}: ")) {
-                    log.steps.push(Vec::new());
-                    continue;
+                    self.steps.push(Vec::new());
+                    return;
                 }
                 // Failure: "N/T failed with exit code C".
-                let cur = log.steps.len();
+                let cur = self.steps.len();
                 if let Some(code) = r
                     .strip_prefix(&format!("{cur}/{total} failed with exit code "))
                     .and_then(|c| c.trim().parse::<i32>().ok())
                     && cur > 0
                 {
-                    log.failed = Some((cur, code));
-                    continue;
+                    self.failed = Some((cur, code));
+                    return;
                 }
             } else if rest == format!("{total}/{total} steps passed") {
-                log.passed = true;
-                continue;
+                self.passed = true;
+                return;
             }
         }
-        match log.steps.last_mut() {
-            Some(s) => s.push(line.clone()),
-            None => log.preamble.push(line.clone()),
+        match self.steps.last_mut() {
+            Some(s) => keep(s, line),
+            None => keep(&mut self.preamble, line),
         }
+    }
+}
+
+/// Split the log of a runner with `total` steps into the output of each step.
+pub fn parse_log(lines: &[String], total: usize) -> RunLog {
+    let mut log = RunLog::new(total);
+    for line in lines {
+        log.push(line);
     }
     log
 }
@@ -241,5 +268,17 @@ mod tests {
         assert_eq!(log.steps[0].len(), 2);
         assert_eq!(log.failed, None);
         assert!(!log.passed);
+    }
+
+    #[test]
+    fn only_the_last_lines_are_kept() {
+        let mut log = RunLog::new(1);
+        log.push("melange2-test: step 1/1: chatty");
+        for i in 0..1000 {
+            log.push(&format!("line {i}"));
+        }
+        assert_eq!(log.steps[0].len(), KEEP_LINES);
+        assert_eq!(log.steps[0].last().unwrap(), "line 999");
+        assert_eq!(log.steps[0][0], format!("line {}", 1000 - KEEP_LINES));
     }
 }
