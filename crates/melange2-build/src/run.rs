@@ -87,6 +87,10 @@ pub struct BuildOptions {
     pub git_commit: Option<String>,
     /// Licence of the build file for the SBOM (default `NOASSERTION`).
     pub license: Option<String>,
+    /// Linters that fail the build (`--lint-require`), one by one over melange's defaults.
+    pub lint_require: Vec<String>,
+    /// Linters that only warn (`--lint-warn`).
+    pub lint_warn: Vec<String>,
 }
 
 /// What one architecture's build produced.
@@ -642,6 +646,7 @@ async fn solve_and_package(
     };
     let sca_env = p.sca_env.clone();
     let license_dir = p.source_dir.clone();
+    let (lint_require, lint_warn) = (opts.lint_require.clone(), opts.lint_warn.clone());
     let pack = tokio::task::spawn_blocking(move || {
         let mut req = melange2_package::PackageRequest::new(&plan, out_dir);
         req.signing_key = key.as_ref();
@@ -653,6 +658,8 @@ async fn solve_and_package(
         req.license_dir = license_dir;
         req.environment = sca_env;
         req.provenance = provenance;
+        req.lint_require = lint_require;
+        req.lint_warn = lint_warn;
         melange2_package::package_tar(&req, reader)
     });
     let mut exporters = vec![Exporter::tar(Box::new(writer)).source_date_epoch(sde)];

@@ -37,6 +37,13 @@ pub enum PackageError {
         /// What is wrong.
         message: String,
     },
+    /// Required linters fired (every offending path of every package is
+    /// in the findings); nothing was written.
+    #[error("{}", melange2_lint::render_failures(.0))]
+    Lint(Vec<melange2_lint::Finding>),
+    /// `lint_require` / `lint_warn` name an unknown linter, or one linter twice.
+    #[error(transparent)]
+    LintPolicy(#[from] melange2_lint::LintError),
 }
 
 impl PackageError {

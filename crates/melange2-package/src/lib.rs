@@ -35,6 +35,7 @@
 
 pub mod error;
 mod ingest;
+mod lint;
 pub mod provenance;
 pub mod sbom;
 pub mod sca;
@@ -93,6 +94,11 @@ pub struct PackageRequest<'a> {
     pub environment: BuildEnvironment,
     /// Write `<name>-<version>-r<epoch>.attest.tar.gz` next to every APK.
     pub provenance: Option<Provenance>,
+    /// Linters made required (`--lint-require`), one by one over melange's
+    /// defaults (crate `melange2-lint`).
+    pub lint_require: Vec<String>,
+    /// Linters that only warn (`--lint-warn`).
+    pub lint_warn: Vec<String>,
 }
 
 impl<'a> PackageRequest<'a> {
@@ -117,6 +123,8 @@ impl<'a> PackageRequest<'a> {
             license_dir: None,
             environment: BuildEnvironment::default(),
             provenance: None,
+            lint_require: Vec::new(),
+            lint_warn: Vec::new(),
         }
     }
 }
@@ -142,6 +150,8 @@ pub struct Timings {
     pub ingest: Duration,
     /// SCA of every package.
     pub sca: Duration,
+    /// The linters (also counted in `sca`).
+    pub lint: Duration,
     /// Writing (compressing, signing) the packages.
     pub write: Duration,
     /// Merging and signing the index.
@@ -235,6 +245,7 @@ where
         controls.push(control_files(p, i == 0, &req.melange_yaml, &mut warnings)?);
     }
 
+    let lint_policy = melange2_lint::Policy::with_overrides(&req.lint_require, &req.lint_warn)?;
     let mut timings = Timings::default();
     let mut t = Instant::now();
     let mut lap = |slot: &mut Duration| {
@@ -274,6 +285,11 @@ where
         warnings.extend(sbom_warnings);
     }
     let trees: Vec<(&str, &PackageTree)> = names.iter().copied().zip(owned.iter()).collect();
+
+    // the linters: a required one that fires fails here, before anything is written
+    let lint_start = Instant::now();
+    lint::lint_trees(plan, &trees, &lint_policy, &mut warnings)?;
+    timings.lint = lint_start.elapsed();
 
     // SCA for every package (needs every tree), then the merge
     let build = sca::BuildTrees::new(trees.clone());

@@ -96,6 +96,12 @@ pub struct BuildArgs {
     /// Licence of the build file, recorded in the SBOM (default NOASSERTION).
     #[arg(long)]
     pub license: Option<String>,
+    /// Linters that fail the build (comma-separated or repeated; others keep their defaults).
+    #[arg(long, value_delimiter = ',', value_name = "LINTER", value_parser = melange2_lint::parse_linter_name)]
+    pub lint_require: Vec<String>,
+    /// Linters that only warn (comma-separated or repeated; others keep their defaults).
+    #[arg(long, value_delimiter = ',', value_name = "LINTER", value_parser = melange2_lint::parse_linter_name)]
+    pub lint_warn: Vec<String>,
     #[command(flatten)]
     pub daemon: DaemonArgs,
 }
@@ -223,6 +229,8 @@ pub fn run(a: BuildArgs) -> anyhow::Result<()> {
         git_repo_url: a.git_repo_url,
         git_commit: a.git_commit,
         license: a.license,
+        lint_require: a.lint_require,
+        lint_warn: a.lint_warn,
     };
     let rt = tokio::runtime::Runtime::new()?;
     let report = rt.block_on(melange2_build::build(&opts))?;

@@ -7,10 +7,10 @@ use clap::Args;
 #[derive(Args, Debug)]
 pub struct LintArgs {
     /// Linters that fail (comma-separated or repeated); the others keep their defaults.
-    #[arg(long, value_delimiter = ',', value_name = "LINTER")]
+    #[arg(long, value_delimiter = ',', value_name = "LINTER", value_parser = melange2_lint::parse_linter_name)]
     pub lint_require: Vec<String>,
     /// Linters that only warn (comma-separated or repeated); the others keep their defaults.
-    #[arg(long, value_delimiter = ',', value_name = "LINTER")]
+    #[arg(long, value_delimiter = ',', value_name = "LINTER", value_parser = melange2_lint::parse_linter_name)]
     pub lint_warn: Vec<String>,
     /// Print the reports as JSON.
     #[arg(long)]
