@@ -358,6 +358,7 @@ async fn run_case_inner(
 ) -> Result<Outcome, TestError> {
     let opts = ctx.opts;
     let env = &case.environment;
+    let t0 = Instant::now();
     let resolution = match melange2_resolve::resolve(
         &melange2_resolve::Options {
             arch: case.arch.clone(),
@@ -397,6 +398,7 @@ async fn run_case_inner(
         Ok(a) => a,
         Err(e) => return Ok(failed(format!("assembling the test environment: {e}"))),
     };
+    tracing::debug!(case = %case.label(), elapsed = ?t0.elapsed(), "environment resolved and assembled");
     let mut local_dirs: BTreeMap<String, PathBuf> = assembled.local_dirs.clone();
     let platform = Platform::from_apk_arch(&case.arch)?;
     let label = case.label();
@@ -527,6 +529,7 @@ async fn run_case_inner(
             &mut on_status,
         )
         .await;
+    tracing::debug!(case = %case.label(), elapsed = ?t0.elapsed(), "solved");
     match solved {
         Ok(_) => Ok(Outcome::Passed),
         Err(BuildkitError::Solve(se)) => {
