@@ -4,7 +4,7 @@
 #  3. bootstrap a local repository: package Debian's busybox-static with melange2 itself
 #     (--bootstrap-rootfs, the path for a brand-new distribution);
 #  4. build examples/hello (a package with a subpackage) against that repository;
-#  5. verify the packages and the index, and run the packaged program.
+#  5. verify the packages and the index, run the package's tests (melange2 test) and the program.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=target/debug/melange2
@@ -36,9 +36,10 @@ echo "== 4. build examples/hello"
   -r "$demo/repo" -k "$demo/melange.rsa.pub" \
   --signing-key "$demo/melange.rsa" --out-dir "$out"
 
-echo "== 5. verify and try"
+echo "== 5. verify, test and try"
 arch=$(ls "$out")
 "$bin" verify --keyring "$demo/melange.rsa.pub" "$out/$arch"/*.apk "$out/$arch/APKINDEX.tar.gz"
+"$bin" test examples/hello/melange.yaml -r "$out" -r "$demo/repo" -k "$demo/melange.rsa.pub"
 try="$demo/try"
 rm -rf "$try" && mkdir -p "$try"
 tar -xzf "$out/$arch/hello-1.0.0-r0.apk" -C "$try" 2>/dev/null || true
