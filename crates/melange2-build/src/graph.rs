@@ -74,30 +74,42 @@ fn first_line(s: &str) -> &str {
         .unwrap_or("")
 }
 
-/// Exec steps in order, each with the `uses:` of its nearest expanded ancestor.
-fn walk<'a>(steps: &'a [Step], uses: Option<&'a str>, out: &mut Vec<(&'a Step, Option<&'a str>)>) {
-    for s in steps {
-        let here = s.uses.as_deref().or(uses);
-        if s.runs.as_deref().is_some_and(|r| !r.trim().is_empty()) {
-            out.push((s, here));
+/// Steps with a script, in execution order, each with the `uses:` of its nearest expanded
+/// ancestor.
+pub fn exec_steps(steps: &[Step]) -> Vec<(&Step, Option<&str>)> {
+    fn walk<'a>(
+        steps: &'a [Step],
+        uses: Option<&'a str>,
+        out: &mut Vec<(&'a Step, Option<&'a str>)>,
+    ) {
+        for s in steps {
+            let here = s.uses.as_deref().or(uses);
+            if s.runs.as_deref().is_some_and(|r| !r.trim().is_empty()) {
+                out.push((s, here));
+            }
+            walk(&s.pipeline, here, out);
         }
-        walk(&s.pipeline, here, out);
     }
+    let mut out = Vec::new();
+    walk(steps, None, &mut out);
+    out
 }
 
-fn step_name(step: &Step, uses: Option<&str>) -> String {
+/// A step's name in progress output: `uses: X (name)`, `uses: X`, the name, or
+/// `run: <first line>`; one line of at most 120 characters.
+pub fn step_name(step: &Step, uses: Option<&str>) -> String {
     let base = match (uses, &step.name) {
         (Some(u), Some(n)) if !n.is_empty() && n != u => format!("uses: {u} ({n})"),
         (Some(u), _) => format!("uses: {u}"),
         (None, Some(n)) if !n.is_empty() => n.clone(),
         _ => format!("run: {}", first_line(step.runs.as_deref().unwrap_or(""))),
     };
-    // Progress lines stay on one line.
-    let mut one: String = base.chars().take(120).collect();
-    if base.chars().count() > 120 {
-        one.push_str("...");
+    let one_line = base.replace(['\n', '\r'], " ");
+    let mut out: String = one_line.chars().take(120).collect();
+    if one_line.chars().count() > 120 {
+        out.push_str("...");
     }
-    one
+    out
 }
 
 /// Build the graph of `plan` on top of the environment `env`.
@@ -149,15 +161,17 @@ pub fn build_graph(
     let arch = &plan.arch;
     let mut steps_info = Vec::new();
     let mut all: Vec<(Option<&str>, &Step, Option<&str>)> = Vec::new();
-    let mut main = Vec::new();
-    walk(&plan.pipeline, None, &mut main);
-    all.extend(main.into_iter().map(|(s, u)| (None, s, u)));
+    all.extend(
+        exec_steps(&plan.pipeline)
+            .into_iter()
+            .map(|(s, u)| (None, s, u)),
+    );
     for sp in &plan.subpackages {
-        let mut v = Vec::new();
-        walk(&sp.pipeline, None, &mut v);
+        let name = Some(sp.package.name.as_str());
         all.extend(
-            v.into_iter()
-                .map(|(s, u)| (Some(sp.package.name.as_str()), s, u)),
+            exec_steps(&sp.pipeline)
+                .into_iter()
+                .map(|(s, u)| (name, s, u)),
         );
     }
     for (subpkg, step, uses) in all {

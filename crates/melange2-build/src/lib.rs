@@ -7,8 +7,10 @@
 
 pub mod graph;
 mod run;
+pub mod support;
 
-pub use run::{ArchReport, BuildOptions, BuildReport, build, find_config};
+pub use run::{ArchReport, BuildOptions, BuildReport, build};
+pub use support::find_config;
 
 /// Errors of a build.
 #[derive(Debug, thiserror::Error)]

@@ -10,13 +10,17 @@ use melange2_buildkit::progress::{Progress, ProgressMode, Summary};
 use melange2_buildkit::{Client, Exporter, SolveOptions, TlsFiles, local};
 use melange2_config::plan::Plan;
 use melange2_config::{Arch, CompileRequest};
-use melange2_environment::{EnvironmentRequest, Group, PackageFile, User, assemble};
+use melange2_environment::{EnvironmentRequest, PackageFile, assemble};
 use melange2_llb::{CopyOptions, FileActions, LocalSource, OpOptions, Platform, State};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
 use crate::BuildError;
 use crate::graph::{GraphOptions, build_graph};
+use crate::support::{
+    accounts, check_platforms, find_config, local_layer, short_hash, source_date_epoch_env,
+    source_layer,
+};
 
 /// Everything `melange2 build` takes.
 #[derive(Clone, Debug, Default)]
@@ -117,77 +121,11 @@ pub struct BuildReport {
     pub archs: Vec<ArchReport>,
 }
 
-/// Find the build file as melange does when none is given.
-pub fn find_config(given: Option<&Path>) -> Result<PathBuf, BuildError> {
-    if let Some(p) = given {
-        return Ok(p.to_path_buf());
-    }
-    for c in ["melange.yaml", ".melange.yaml"] {
-        if Path::new(c).is_file() {
-            return Ok(PathBuf::from(c));
-        }
-    }
-    Err(BuildError::Input(
-        "no build file given and no melange.yaml in the current directory".into(),
-    ))
-}
-
 fn source_date_epoch(opts: &BuildOptions) -> Result<u64, BuildError> {
-    if let Some(s) = opts.source_date_epoch {
-        return Ok(s);
+    match opts.source_date_epoch {
+        Some(s) => Ok(s),
+        None => source_date_epoch_env(),
     }
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|_| {
-            BuildError::Input(format!(
-                "SOURCE_DATE_EPOCH={v:?} is not a number of seconds"
-            ))
-        }),
-        _ => Ok(0),
-    }
-}
-
-fn short_hash(s: &str) -> String {
-    hex::encode(&Sha256::digest(s.as_bytes())[..8])
-}
-
-/// Patterns of `.melangeignore` (one per line, `#` comments).
-fn melangeignore(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join(".melangeignore"))
-        .map(|t| {
-            t.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// A local directory as a content-addressed layer (the copy's cache key follows its content).
-fn local_layer(
-    name: &str,
-    dir: &Path,
-    exclude: Vec<String>,
-    label: &str,
-) -> Result<State, BuildError> {
-    let src = LocalSource::new(name)
-        .unique(format!("melange2:{}", dir.display()))
-        .shared_key_hint(name)
-        .exclude(exclude)
-        .options(OpOptions::named(format!("send {label}")))
-        .build();
-    Ok(State::scratch().file(
-        FileActions::new().copy(
-            &src,
-            "/",
-            "/",
-            CopyOptions {
-                contents_only: true,
-                ..Default::default()
-            },
-        ),
-        OpOptions::named(format!("copy {label}")),
-    )?)
 }
 
 /// Reads the export stream on a blocking thread. At the end of the stream it waits for the
@@ -368,6 +306,7 @@ async fn prepare(
                 })
                 .collect();
             sca_env.repositories = Some(provided_lookup(repos));
+            let (users, groups) = accounts(&env.accounts);
             let request = EnvironmentRequest {
                 packages: resolution
                     .packages
@@ -380,28 +319,8 @@ async fn prepare(
                 world: resolution.world.clone(),
                 repositories: resolution.repositories.clone(),
                 keys: resolution.keys.clone(),
-                users: env
-                    .accounts
-                    .users
-                    .iter()
-                    .map(|u| User {
-                        username: u.username.clone(),
-                        uid: u.uid.unwrap_or(1000),
-                        gid: u.gid.or(u.uid).unwrap_or(1000),
-                        home: (!u.homedir.is_empty()).then(|| u.homedir.clone()),
-                        shell: (!u.shell.is_empty()).then(|| u.shell.clone()),
-                    })
-                    .collect(),
-                groups: env
-                    .accounts
-                    .groups
-                    .iter()
-                    .map(|g| Group {
-                        groupname: g.groupname.clone(),
-                        gid: g.gid,
-                        members: g.members.clone(),
-                    })
-                    .collect(),
+                users,
+                groups,
                 arch: plan.arch.clone(),
                 source_date_epoch: sde as i64,
             };
@@ -421,22 +340,9 @@ async fn prepare(
     });
     let source = match &source_dir {
         Some(d) => {
-            if !d.is_dir() {
-                return Err(BuildError::Input(format!(
-                    "source directory {} does not exist",
-                    d.display()
-                )));
-            }
-            let abs = std::fs::canonicalize(d)
-                .map_err(|e| BuildError::Input(format!("{}: {e}", d.display())))?;
-            let name = format!("source-{}", short_hash(&abs.display().to_string()));
-            local_dirs.insert(name.clone(), abs.clone());
-            Some(local_layer(
-                &name,
-                &abs,
-                melangeignore(&abs),
-                "source directory",
-            )?)
+            let (name, abs, state) = source_layer(d, "source")?;
+            local_dirs.insert(name, abs);
+            Some(state)
         }
         None => None,
     };
@@ -518,25 +424,7 @@ pub async fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
     let (client, _) = local::connect_or_start(explicit.as_deref(), &opts.tls).await?;
 
     // An arch the daemon cannot run is reported before anything is built.
-    let workers = client.workers().await?;
-    let platforms: Vec<Platform> = workers.iter().flat_map(|w| w.platforms.clone()).collect();
-    for a in &archs {
-        let want = Platform::from_apk_arch(a)?;
-        let ok = platforms.iter().any(|p| {
-            p.os == want.os
-                && p.architecture == want.architecture
-                && (want.variant.is_empty() || p.variant == want.variant)
-        });
-        if !ok {
-            let list: Vec<String> = platforms.iter().map(|p| p.to_string()).collect();
-            return Err(BuildError::Platform(format!(
-                "the daemon at {} cannot run {a} ({want}); it supports {}. Build on a native \
-                 worker or register QEMU binfmt handlers on the daemon's host",
-                client.daemon().address,
-                list.join(", ")
-            )));
-        }
-    }
+    check_platforms(&client, &archs).await?;
 
     let multi = archs.len() > 1;
     let mut prepared = Vec::new();

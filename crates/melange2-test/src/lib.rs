@@ -91,6 +91,20 @@ pub enum TestError {
     Llb(#[from] melange2_llb::LlbError),
 }
 
+impl From<melange2_build::BuildError> for TestError {
+    fn from(e: melange2_build::BuildError) -> Self {
+        use melange2_build::BuildError as B;
+        match e {
+            B::Input(m) => TestError::Input(m),
+            B::Config(m) => TestError::Config(m),
+            B::Platform(m) => TestError::Platform(m),
+            B::Buildkit(b) => TestError::Buildkit(b),
+            B::Llb(l) => TestError::Llb(l),
+            other => TestError::Input(other.to_string()),
+        }
+    }
+}
+
 /// Why a test failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {

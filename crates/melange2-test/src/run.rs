@@ -6,59 +6,18 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use bollard_buildkit_proto::moby::buildkit::v1::StatusResponse;
+use melange2_build::support;
 use melange2_buildkit::progress::{Change, Progress, Tracker};
 use melange2_buildkit::{BuildkitError, Client, SolveOptions, local};
 use melange2_config::plan::{STEP_PATH, WORKSPACE};
 use melange2_config::{Arch, CompileRequest};
-use melange2_environment::{EnvironmentRequest, Group, PackageFile, User, assemble};
-use melange2_llb::{CopyOptions, Exec, FileActions, LocalSource, Mount, NetMode, OpOptions};
+use melange2_environment::{EnvironmentRequest, PackageFile, assemble};
+use melange2_llb::{CopyOptions, Exec, FileActions, Mount, NetMode, OpOptions};
 use melange2_llb::{Platform, State};
-use sha2::{Digest, Sha256};
 
 use crate::script::{self, RUNNER, SCRIPT_DIR};
 use crate::suite::{CaseOptions, TestCase, TestKind, test_cases};
 use crate::{Failure, Outcome, TestError, TestOptions, TestReport, TestResult};
-
-fn short_hash(s: &str) -> String {
-    hex::encode(&Sha256::digest(s.as_bytes())[..8])
-}
-
-/// Patterns of `.melangeignore` (one per line, `#` comments).
-fn melangeignore(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join(".melangeignore"))
-        .map(|t| {
-            t.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn source_date_epoch() -> i64 {
-    std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// The build file as melange finds it: the given one, else `melange.yaml`, else
-/// `.melange.yaml` in the current directory.
-fn find_config(given: Option<&Path>) -> Result<PathBuf, TestError> {
-    if let Some(p) = given {
-        return Ok(p.to_path_buf());
-    }
-    ["melange.yaml", ".melange.yaml"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            TestError::Input(
-                "no build file given and no melange.yaml in the current directory".into(),
-            )
-        })
-}
 
 /// `KEY=VALUE` lines of an env file: `export ` prefixes, quoted values (`\n` and `\"` in
 /// double quotes), `#` comments.
@@ -100,66 +59,13 @@ struct Source {
 }
 
 fn source_layer(dir: &Path) -> Result<Source, TestError> {
-    if !dir.is_dir() {
-        return Err(TestError::Input(format!(
-            "source directory {} does not exist",
-            dir.display()
-        )));
-    }
-    let abs = std::fs::canonicalize(dir)
-        .map_err(|e| TestError::Input(format!("source directory {}: {e}", dir.display())))?;
-    let name = format!("test-source-{}", short_hash(&abs.display().to_string()));
-    let src = LocalSource::new(&name)
-        .unique(format!("melange2:{}", abs.display()))
-        .shared_key_hint(&name)
-        .exclude(melangeignore(&abs))
-        .options(OpOptions::named("send source directory"))
-        .build();
-    let state = State::scratch().file(
-        FileActions::new().copy(
-            &src,
-            "/",
-            "/",
-            CopyOptions {
-                contents_only: true,
-                ..Default::default()
-            },
-        ),
-        OpOptions::named("copy source directory"),
-    )?;
-    Ok(Source {
-        name,
-        dir: abs,
-        state,
-    })
-}
-
-/// Refuse architectures the daemon's workers cannot run, before anything runs.
-async fn check_platforms(client: &Client, archs: &[String]) -> Result<(), TestError> {
-    let workers = client.workers().await?;
-    let platforms: Vec<Platform> = workers.iter().flat_map(|w| w.platforms.clone()).collect();
-    for a in archs {
-        let want = Platform::from_apk_arch(a)?;
-        let ok = platforms.iter().any(|p| {
-            p.os == want.os
-                && p.architecture == want.architecture
-                && (want.variant.is_empty() || p.variant == want.variant)
-        });
-        if !ok {
-            let list: Vec<String> = platforms.iter().map(|p| p.to_string()).collect();
-            return Err(TestError::Platform(format!(
-                "the daemon at {} cannot run {a} ({want}); it supports {}",
-                client.daemon().address,
-                list.join(", ")
-            )));
-        }
-    }
-    Ok(())
+    let (name, dir, state) = support::source_layer(dir, "test-source")?;
+    Ok(Source { name, dir, state })
 }
 
 /// Run the tests of a build file.
 pub async fn test(opts: &TestOptions) -> Result<TestReport, TestError> {
-    let config = find_config(opts.config.as_deref())?;
+    let config = support::find_config(opts.config.as_deref())?;
     let archs: Vec<String> = if opts.archs.is_empty() {
         vec![Platform::host().apk_arch().unwrap_or("x86_64").to_string()]
     } else {
@@ -222,7 +128,7 @@ pub async fn test(opts: &TestOptions) -> Result<TestReport, TestError> {
         v.dedup();
         v
     };
-    check_platforms(&client, &case_archs).await?;
+    support::check_platforms(&client, &case_archs).await?;
 
     let multi = case_archs.len() > 1;
     let mut progress = Progress::new(opts.progress, opts.debug);
@@ -267,30 +173,6 @@ fn failed(headline: String) -> Outcome {
         exit_code: None,
         log_tail: vec![],
     }))
-}
-
-fn users_and_groups(a: &melange2_config::plan::Accounts) -> (Vec<User>, Vec<Group>) {
-    let users = a
-        .users
-        .iter()
-        .map(|u| User {
-            username: u.username.clone(),
-            uid: u.uid.unwrap_or(1000),
-            gid: u.gid.or(u.uid).unwrap_or(1000),
-            home: (!u.homedir.is_empty()).then(|| u.homedir.clone()),
-            shell: (!u.shell.is_empty()).then(|| u.shell.clone()),
-        })
-        .collect();
-    let groups = a
-        .groups
-        .iter()
-        .map(|g| Group {
-            groupname: g.groupname.clone(),
-            gid: g.gid,
-            members: g.members.clone(),
-        })
-        .collect();
-    (users, groups)
 }
 
 /// Whether the environment has `/bin/sh`: a package ships `bin/sh` or `usr/bin/sh`, or lists
@@ -375,8 +257,8 @@ async fn run_case_inner(
         Ok(r) => r,
         Err(e) => return Ok(failed(format!("resolving the test environment: {e}"))),
     };
-    let (users, groups) = users_and_groups(&env.accounts);
-    let sde = source_date_epoch();
+    let (users, groups) = support::accounts(&env.accounts);
+    let sde = support::source_date_epoch_env()? as i64;
     let request = EnvironmentRequest {
         packages: resolution
             .packages
@@ -617,7 +499,7 @@ mod tests {
 
     #[test]
     fn missing_config_and_source_dir_are_input_errors() {
-        let e = find_config(None).unwrap_err().to_string();
+        let e = support::find_config(None).unwrap_err().to_string();
         assert!(e.contains("melange.yaml"), "{e}");
         let e = source_layer(Path::new("/nonexistent/src"))
             .err()

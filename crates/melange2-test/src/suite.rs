@@ -82,47 +82,12 @@ pub struct CaseOptions {
     pub keyring_append: Vec<String>,
 }
 
-fn first_line(s: &str) -> &str {
-    s.lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("")
-}
-
-/// Steps with a script, in execution order, each with the `uses:` of its nearest expanded
-/// ancestor.
-fn walk<'a>(steps: &'a [Step], uses: Option<&'a str>, out: &mut Vec<(&'a Step, Option<&'a str>)>) {
-    for s in steps {
-        let here = s.uses.as_deref().or(uses);
-        if s.runs.as_deref().is_some_and(|r| !r.trim().is_empty()) {
-            out.push((s, here));
-        }
-        walk(&s.pipeline, here, out);
-    }
-}
-
-/// A step's name as `melange2 build` shows it: `uses: X (name)`, `uses: X`, the name, or
-/// `run: <first line>`; one line of at most 120 characters.
-pub fn step_name(step: &Step, uses: Option<&str>) -> String {
-    let base = match (uses, &step.name) {
-        (Some(u), Some(n)) if !n.is_empty() && n != u => format!("uses: {u} ({n})"),
-        (Some(u), _) => format!("uses: {u}"),
-        (None, Some(n)) if !n.is_empty() => n.clone(),
-        _ => format!("run: {}", first_line(step.runs.as_deref().unwrap_or(""))),
-    };
-    let one_line = base.replace(['\n', '\r'], " ");
-    let mut out: String = one_line.chars().take(120).collect();
-    if one_line.chars().count() > 120 {
-        out.push_str("...");
-    }
-    out
-}
+pub use melange2_build::graph::step_name;
 
 /// The steps of a test pipeline, flattened, with their display names.
 pub fn test_steps(pipeline: &[Step]) -> Vec<TestStep> {
-    let mut flat = Vec::new();
-    walk(pipeline, None, &mut flat);
-    flat.into_iter()
+    melange2_build::graph::exec_steps(pipeline)
+        .into_iter()
         .map(|(s, u)| {
             let mut step = s.clone();
             step.pipeline.clear();
