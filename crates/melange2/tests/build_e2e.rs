@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+
+use common::{daemon, melange2};
 use melange2_apk::{Keyring, PackageTree, PkgInfo, RepoBuilder, generate_key, verify_package};
 
 struct Fixture {
@@ -24,26 +27,7 @@ fn fixture() -> Fixture {
     std::fs::write(&pubkey, repo_key.public_key_pem().unwrap()).unwrap();
     let mut repo = RepoBuilder::new(dir.path().join("repo")).signer(repo_key);
 
-    let applets = Command::new("/bin/busybox")
-        .arg("--list-full")
-        .output()
-        .unwrap();
-    let mut list: Vec<String> = String::from_utf8(applets.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| format!("/{l}"))
-        .collect();
-    list.sort();
-    let mut t = PackageTree::new();
-    t.add_dir("bin", 0o755).unwrap();
-    t.add_file("bin/busybox", 0o755, std::fs::read("/bin/busybox").unwrap())
-        .unwrap();
-    t.add_dir("etc", 0o755).unwrap();
-    t.add_dir("etc/busybox-paths.d", 0o755).unwrap();
-    t.add_file("etc/busybox-paths.d/busybox", 0o644, list.join("\n") + "\n")
-        .unwrap();
-    repo.add(&PkgInfo::new("busybox", "1.35.0-r0", "x86_64"), &t)
-        .unwrap();
+    common::add_busybox(&mut repo);
 
     let mut t = PackageTree::new();
     t.add_dir("usr", 0o755).unwrap();
@@ -71,15 +55,6 @@ fn fixture() -> Fixture {
         pubkey,
         signing_key,
     }
-}
-
-fn melange2() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_melange2"))
-}
-
-fn daemon() -> String {
-    std::env::var("BUILDKIT_HOST")
-        .expect("BUILDKIT_HOST is not set: run with `make test`, which starts buildkitd")
 }
 
 /// Run `melange2 build` with the fixture's repository and key; progress as rawjson.

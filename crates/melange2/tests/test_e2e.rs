@@ -4,8 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
+mod common;
+
+use common::{daemon, melange2};
 use melange2_apk::{PackageTree, PkgInfo, RepoBuilder, generate_key};
 
 struct Fixture {
@@ -27,26 +30,7 @@ fn fixture() -> Fixture {
     std::fs::write(&pubkey, key.public_key_pem().unwrap()).unwrap();
     let mut repo = RepoBuilder::new(dir.path().join("repo")).signer(key);
 
-    let applets = Command::new("/bin/busybox")
-        .arg("--list-full")
-        .output()
-        .unwrap();
-    let mut list: Vec<String> = String::from_utf8(applets.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| format!("/{l}"))
-        .collect();
-    list.sort();
-    let mut t = PackageTree::new();
-    t.add_dir("bin", 0o755).unwrap();
-    t.add_file("bin/busybox", 0o755, std::fs::read("/bin/busybox").unwrap())
-        .unwrap();
-    t.add_dir("etc", 0o755).unwrap();
-    t.add_dir("etc/busybox-paths.d", 0o755).unwrap();
-    t.add_file("etc/busybox-paths.d/busybox", 0o644, list.join("\n") + "\n")
-        .unwrap();
-    repo.add(&PkgInfo::new("busybox", "1.35.0-r0", "x86_64"), &t)
-        .unwrap();
+    common::add_busybox(&mut repo);
 
     let mut info = PkgInfo::new("wolfi-base", "1-r0", "x86_64");
     info.depends.push("busybox".into());
@@ -108,15 +92,6 @@ fn fixture() -> Fixture {
         dir,
         pubkey,
     }
-}
-
-fn melange2() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_melange2"))
-}
-
-fn daemon() -> String {
-    std::env::var("BUILDKIT_HOST")
-        .expect("BUILDKIT_HOST is not set: run with `make test`, which starts buildkitd")
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
