@@ -158,7 +158,14 @@ impl Client {
                     min: version_string(MIN_VERSION),
                 });
             }
-            Ok(Err(s)) if matches!(s.code(), tonic::Code::Unavailable | tonic::Code::Unknown) => {
+            // A transport that breaks on the first call (refused TLS handshake, closed
+            // connection) shows up as any of these, depending on timing.
+            Ok(Err(s))
+                if matches!(
+                    s.code(),
+                    tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+                ) =>
+            {
                 let mut reason = crate::addr::error_chain(&s);
                 if matches!(addr, Address::Tcp(_)) && tls.cert.is_none() {
                     reason.push_str(
