@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 mod common;
 
-use common::{daemon, melange2};
+use common::{daemon, extract, melange2, vertices};
 use melange2_apk::{Keyring, PackageTree, PkgInfo, RepoBuilder, generate_key, verify_package};
 
 struct Fixture {
@@ -92,26 +92,6 @@ fn ok(o: &Output) -> &Output {
         String::from_utf8_lossy(&o.stderr)
     );
     o
-}
-
-/// Final state of every vertex from rawjson progress on stderr: name → cached.
-fn vertices(o: &Output) -> BTreeMap<String, bool> {
-    let mut out = BTreeMap::new();
-    for line in String::from_utf8_lossy(&o.stderr).lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        for vx in v["vertexes"].as_array().into_iter().flatten() {
-            if vx["completed"].is_null() {
-                continue;
-            }
-            out.insert(
-                vx["name"].as_str().unwrap_or("").to_string(),
-                vx["cached"].as_bool().unwrap_or(false),
-            );
-        }
-    }
-    out
 }
 
 fn data_files(apk: &Path, keyring: &Keyring) -> BTreeMap<String, String> {
@@ -384,14 +364,7 @@ subpackages:
     assert!(a.join("greet-sour-2.1-r3.apk").is_file());
 
     // The step outputs: working directory and environment.
-    let c = verify_package(&a.join("greet-2.1-r3.apk"), &kr, None).unwrap();
-    let _ = c;
-    let tmp = f.dir.path().join("x");
-    std::fs::create_dir_all(&tmp).unwrap();
-    melange2_apk::PackageReader::open(&a.join("greet-2.1-r3.apk"))
-        .unwrap()
-        .extract_to(&tmp)
-        .unwrap();
+    let tmp = extract(&a.join("greet-2.1-r3.apk"), f.dir.path());
     assert_eq!(
         std::fs::read_to_string(tmp.join("usr/bin/where")).unwrap(),
         "/home/build/sub/dir\n"
@@ -438,12 +411,7 @@ fn cache_mounts_persist_between_builds() {
         &out,
         &[],
     ));
-    let tmp = f.dir.path().join("x");
-    std::fs::create_dir_all(&tmp).unwrap();
-    melange2_apk::PackageReader::open(&out.join("x86_64/cache-reader-1.0.0-r0.apk"))
-        .unwrap()
-        .extract_to(&tmp)
-        .unwrap();
+    let tmp = extract(&out.join("x86_64/cache-reader-1.0.0-r0.apk"), f.dir.path());
     assert_eq!(
         std::fs::read_to_string(tmp.join("usr/share/marker")).unwrap(),
         format!("{marker}\n")
@@ -635,12 +603,7 @@ fn cache_dir_seeds_the_melange_cache() {
     let out = f.dir.path().join("out");
     let cache_arg = cache.to_string_lossy().to_string();
     ok(&build(&f, &recipe, &out, &["--cache-dir", &cache_arg]));
-    let tmp = f.dir.path().join("x");
-    std::fs::create_dir_all(&tmp).unwrap();
-    melange2_apk::PackageReader::open(&out.join("x86_64/seeded-1.0.0-r0.apk"))
-        .unwrap()
-        .extract_to(&tmp)
-        .unwrap();
+    let tmp = extract(&out.join("x86_64/seeded-1.0.0-r0.apk"), f.dir.path());
     assert_eq!(
         std::fs::read_to_string(tmp.join("usr/share/seeded")).unwrap(),
         marker

@@ -2,13 +2,12 @@
 //! repositories made by the test (busybox from Debian's busybox-static, packages under test
 //! written with our own writer or built with `melange2 build`).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 mod common;
 
-use common::{daemon, melange2};
+use common::{daemon, melange2, vertices};
 use melange2_apk::{PackageTree, PkgInfo, RepoBuilder, generate_key};
 
 struct Fixture {
@@ -135,26 +134,6 @@ fn ok(o: &Output) -> &Output {
         stderr(o)
     );
     o
-}
-
-/// Final state of every vertex from rawjson progress on stderr: name → cached.
-fn vertices(o: &Output) -> BTreeMap<String, bool> {
-    let mut out = BTreeMap::new();
-    for line in stderr(o).lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        for vx in v["vertexes"].as_array().into_iter().flatten() {
-            if vx["completed"].is_null() {
-                continue;
-            }
-            out.insert(
-                vx["name"].as_str().unwrap_or("").to_string(),
-                vx["cached"].as_bool().unwrap_or(false),
-            );
-        }
-    }
-    out
 }
 
 /// The summary row of `package` (columns split on whitespace).

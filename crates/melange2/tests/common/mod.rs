@@ -2,7 +2,9 @@
 //! package (Debian's busybox-static with its applet list) that fixture repositories start from.
 #![allow(dead_code)]
 
-use std::process::Command;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use melange2_apk::{PackageTree, PkgInfo, RepoBuilder};
 
@@ -40,4 +42,34 @@ pub fn add_busybox(repo: &mut RepoBuilder) {
         .unwrap();
     repo.add(&PkgInfo::new("busybox", "1.35.0-r0", "x86_64"), &t)
         .unwrap();
+}
+
+/// Final state of every vertex from rawjson progress on stderr: name → cached.
+pub fn vertices(o: &Output) -> BTreeMap<String, bool> {
+    let mut out = BTreeMap::new();
+    for line in String::from_utf8_lossy(&o.stderr).lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        for vx in v["vertexes"].as_array().into_iter().flatten() {
+            if vx["completed"].is_null() {
+                continue;
+            }
+            out.insert(
+                vx["name"].as_str().unwrap_or("").to_string(),
+                vx["cached"].as_bool().unwrap_or(false),
+            );
+        }
+    }
+    out
+}
+
+/// Unpack a package's data into a new directory under `parent`; returns that directory.
+pub fn extract(apk: &Path, parent: &Path) -> PathBuf {
+    let dir = tempfile::tempdir_in(parent).unwrap().keep();
+    melange2_apk::PackageReader::open(apk)
+        .unwrap()
+        .extract_to(&dir)
+        .unwrap();
+    dir
 }
