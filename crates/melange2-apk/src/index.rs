@@ -530,13 +530,20 @@ pub fn read_index(path: &Path, keyring: Option<&Keyring>) -> Result<(ApkIndex, I
 
 /// Sign an existing index file in place (`melange sign-index`). Does nothing
 /// and returns `false` when it is already signed, unless `force`, in which
-/// case old signatures are replaced.
+/// case old signatures are replaced. The rewrite runs under the lock of the
+/// index's directory ([`lock_dir`]).
 ///
 /// # Errors
 /// I/O, malformed index, signing failures.
 pub fn sign_index_file(path: &Path, key: &SigningKey, force: bool) -> Result<bool> {
     let ctx = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| Error::io_path(path, e))?;
+    let read = || std::fs::read(path).map_err(|e| Error::io_path(path, e));
+    if !force && first_member_is_signature(&read()?) {
+        return Ok(false);
+    }
+    // read-modify-write: under the directory's lock, like index_packages
+    let _lock = lock_dir(&parent_dir(path))?;
+    let bytes = read()?;
     let signed = first_member_is_signature(&bytes);
     if signed && !force {
         return Ok(false);
@@ -562,6 +569,14 @@ pub fn sign_index_file(path: &Path, key: &SigningKey, force: bool) -> Result<boo
 /// `melange index`. Packages whose arch differs from `arch` (when given) are
 /// skipped with a warning. Returns the index written to `output`.
 ///
+/// Every package is read completely and must pass the integrity checks of
+/// [`crate::read_package`] (safe relative paths, per-file checksums,
+/// `datahash`, no truncated or trailing data) — the checks `verify` makes,
+/// except the signature. The read-merge-write of `output` runs under the
+/// lock of its directory ([`lock_dir`]), so concurrent updates of one index
+/// (by this function, [`sign_index_file`] or the packager) never lose
+/// records; the packages are read before the lock is taken.
+///
 /// # Errors
 /// I/O or malformed packages/index.
 pub fn index_packages(
@@ -571,13 +586,10 @@ pub fn index_packages(
     arch: Option<&str>,
     signer: Option<&SigningKey>,
 ) -> Result<ApkIndex> {
-    let mut index = match merge_from {
-        Some(src) if src.exists() => ApkIndex::read(src)?,
-        _ => ApkIndex::new(),
-    };
     let mut new = Vec::new();
     for p in packages {
-        let e = IndexEntry::from_package_file(p)?;
+        let c = crate::reader::read_package(p)?;
+        let e = IndexEntry::from_pkginfo(&c.pkginfo, &c.checksum, c.file_size);
         if let Some(a) = arch
             && e.arch != a
             && e.arch != "noarch"
@@ -587,7 +599,119 @@ pub fn index_packages(
         }
         new.push(e);
     }
+    let _lock = lock_dir(&parent_dir(output))?;
+    let mut index = match merge_from {
+        Some(src) if src.exists() => ApkIndex::read(src)?,
+        _ => ApkIndex::new(),
+    };
     index.merge(new);
     index.write(output, signer)?;
     Ok(index)
+}
+
+/// The directory of `path` (`.` for a bare file name).
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Name of the lock file that serialises the writers of a directory holding
+/// an index (`<out-dir>/<arch>/.melange2.lock`).
+pub const LOCK_FILE_NAME: &str = ".melange2.lock";
+
+/// An exclusive, cross-process lock on a directory holding an index: an
+/// exclusive `flock` on its [`LOCK_FILE_NAME`] file, released when this
+/// value is dropped (or the process dies). Not re-entrant: taking it twice in
+/// one process blocks forever.
+///
+/// The lock file is kept after release. A holder may remove it
+/// ([`DirLock::remove`]); [`lock_dir`] then notices that the file it locked
+/// is no longer the one at the path and locks the new one instead.
+#[derive(Debug)]
+pub struct DirLock {
+    file: File,
+    path: PathBuf,
+    created: bool,
+}
+
+impl DirLock {
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether this lock created the lock file (it did not exist before).
+    pub fn created_file(&self) -> bool {
+        self.created
+    }
+
+    /// Remove the lock file while still holding the lock, then release it.
+    ///
+    /// # Errors
+    /// The file cannot be removed (the lock is released anyway).
+    pub fn remove(self) -> Result<()> {
+        let r = std::fs::remove_file(&self.path).map_err(|e| Error::io_path(&self.path, e));
+        drop(self.file);
+        r
+    }
+}
+
+/// Take the lock of `dir` (which must exist), blocking until it is
+/// available; logs at debug level when it has to wait.
+///
+/// # Errors
+/// The lock file cannot be created, opened or locked.
+pub fn lock_dir(dir: &Path) -> Result<DirLock> {
+    use std::os::unix::fs::MetadataExt as _;
+    let path = dir.join(LOCK_FILE_NAME);
+    loop {
+        let (file, created) = open_lock_file(&path)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                tracing::debug!(lock = %path.display(), "waiting for the lock held by another build");
+                let start = std::time::Instant::now();
+                file.lock().map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
+                tracing::debug!(lock = %path.display(), waited = ?start.elapsed(), "lock acquired");
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::io(format!("locking {}", path.display()), e));
+            }
+        }
+        // the holder before us may have removed the file: then ours is stale
+        let held = file.metadata().map_err(|e| Error::io_path(&path, e))?;
+        match std::fs::metadata(&path) {
+            Ok(m) if m.dev() == held.dev() && m.ino() == held.ino() => {
+                return Ok(DirLock {
+                    file,
+                    path,
+                    created,
+                });
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io_path(&path, e)),
+        }
+    }
+}
+
+/// Open (creating it if needed) a lock file; tells whether it was created.
+fn open_lock_file(path: &Path) -> Result<(File, bool)> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true).write(true);
+    loop {
+        match opts.clone().create_new(true).open(path) {
+            Ok(f) => return Ok((f, true)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io(format!("creating lock file {}", path.display()), e)),
+        }
+        match opts.open(path) {
+            Ok(f) => return Ok((f, false)),
+            // removed in between: create it
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(format!("opening lock file {}", path.display()), e)),
+        }
+    }
 }

@@ -31,11 +31,19 @@
 //! * All or nothing: everything is written into a staging directory inside
 //!   `out_dir` and renamed into place at the end (packages, then the index);
 //!   on any error `out_dir` is left as it was.
+//! * Concurrent runs into one `out_dir` (threads or processes) keep every
+//!   record: reading the existing index, merging, writing it and the commit
+//!   run under the per-arch lock ([`lock_arch`], the file
+//!   `<out_dir>/<arch>/.melange2.lock`); ingest, SCA and compressing the
+//!   packages run before it, in parallel. Staging directories left by
+//!   interrupted runs are removed by the next run (each staging directory
+//!   holds a lock of its own while its run lives).
 //! * Reproducible: the same plan, output and options give the same bytes.
 
 pub mod error;
 mod ingest;
 mod lint;
+mod outdir;
 pub mod provenance;
 pub mod sbom;
 pub mod sca;
@@ -52,6 +60,8 @@ use melange2_apk::{
 use melange2_config::plan::{PackageInfo, Plan};
 
 pub use error::{PackageError, Result};
+pub use melange2_apk::index::LOCK_FILE_NAME;
+pub use outdir::{ArchLock, lock_arch, write_atomic};
 pub use provenance::Provenance;
 pub use sbom::BuildConfig;
 pub use sca::{
@@ -154,6 +164,8 @@ pub struct Timings {
     pub lint: Duration,
     /// Writing (compressing, signing) the packages.
     pub write: Duration,
+    /// Waiting for the out-dir's per-arch lock (other runs committing).
+    pub lock: Duration,
     /// Merging and signing the index.
     pub index: Duration,
     /// Moving everything into place.
@@ -221,7 +233,7 @@ where
     F: FnOnce(&Staging, &[&str]) -> Result<ingest::Ingested>,
 {
     let plan = req.plan;
-    if plan.arch.is_empty() || plan.arch.contains(['/', '\\']) || plan.arch.starts_with('.') {
+    if !outdir::valid_arch(&plan.arch) {
         return Err(PackageError::invalid(
             &plan.package.name,
             format!("invalid architecture {:?}", plan.arch),
@@ -347,6 +359,10 @@ where
     }
 
     lap(&mut timings.write);
+    // from here to the end of the commit: under the out-dir's lock, so the
+    // index read below is still the current one when ours replaces it
+    staging.lock_arch()?;
+    lap(&mut timings.lock);
     let mut index_path = None;
     if req.generate_index {
         let existing = staging.arch_dir().join(INDEX_FILE_NAME);

@@ -3,12 +3,25 @@
 //! first, the index last). Files replaced in the target are first moved
 //! aside into the staging directory so a failed commit can put them back;
 //! directories created along the way are removed again on failure.
+//!
+//! Concurrent runs: the commit (and whatever the caller does between
+//! [`Staging::lock_arch`] and the commit, such as merging the index) runs
+//! under the out-dir's per-arch lock ([`crate::ArchLock`]). Each staging
+//! directory holds its own lock file, locked for the staging's lifetime;
+//! [`Staging::begin`] removes the staging directories whose lock nobody
+//! holds — their run was interrupted (killed, crashed, power loss).
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use melange2_apk::index::LOCK_FILE_NAME;
+
 use crate::error::{PackageError, Result};
+use crate::outdir::{ArchLock, lock_arch_dir};
+
+/// Name prefix of the staging directories inside the out-dir.
+pub(crate) const STAGING_PREFIX: &str = ".melange2-staging-";
 
 /// A staging area for one packaging run.
 pub(crate) struct Staging {
@@ -17,11 +30,109 @@ pub(crate) struct Staging {
     /// Directories this run created (outermost first).
     created: Vec<PathBuf>,
     dir: Option<tempfile::TempDir>,
+    /// The staging directory's own lock (held while the directory lives).
+    lock: Option<fs::File>,
+    /// The out-dir's per-arch lock, once taken.
+    arch_lock: Option<ArchLock>,
     /// Files staged for the commit: (file name in the arch dir, staged path).
     staged: Vec<(String, PathBuf)>,
 }
 
-fn create_dirs(path: &Path, created: &mut Vec<PathBuf>) -> Result<()> {
+/// Whether `file` is the file at `path` (same device and inode).
+fn is_file_at(file: &fs::File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+fn open_lock_file(path: &Path) -> io::Result<fs::File> {
+    fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+}
+
+/// Remove the staging directories in `out_dir` left by interrupted runs:
+/// those whose lock file can be locked without waiting. Never fails: a
+/// directory that cannot be checked or removed is left alone.
+fn sweep_stale(out_dir: &Path) {
+    let entries = match fs::read_dir(out_dir) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::debug!(dir = %out_dir.display(), error = %e, "cannot list the output directory for stale staging directories");
+            return;
+        }
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(STAGING_PREFIX)
+            || !entry.file_type().is_ok_and(|t| t.is_dir())
+        {
+            continue;
+        }
+        let dir = entry.path();
+        let lock_path = dir.join(LOCK_FILE_NAME);
+        // a directory without a lock file (a run that is creating it right
+        // now, or an older melange2) gets one: its owner locks that same
+        // file, or finds its directory gone and makes a new one
+        let file = match open_lock_file(&lock_path) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::debug!(dir = %dir.display(), error = %e, "cannot open the lock of a staging directory; leaving it");
+                continue;
+            }
+        };
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                tracing::debug!(dir = %dir.display(), "staging directory in use by a running build");
+                continue;
+            }
+            Err(fs::TryLockError::Error(e)) => {
+                tracing::debug!(dir = %dir.display(), error = %e, "cannot lock a staging directory; leaving it");
+                continue;
+            }
+        }
+        if !is_file_at(&file, &lock_path) {
+            continue; // removed meanwhile by another sweeper
+        }
+        tracing::info!(dir = %dir.display(), "removing a staging directory left by an interrupted build");
+        if let Err(e) = fs::remove_dir_all(&dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a stale staging directory");
+        }
+        drop(file);
+    }
+}
+
+/// Create a fresh staging directory in `out_dir` and lock its lock file.
+fn create_locked_dir(out_dir: &Path) -> io::Result<(tempfile::TempDir, fs::File)> {
+    for _ in 0..16 {
+        let dir = tempfile::Builder::new()
+            .prefix(STAGING_PREFIX)
+            .tempdir_in(out_dir)?;
+        let path = dir.path().join(LOCK_FILE_NAME);
+        let file = match open_lock_file(&path) {
+            Ok(f) => f,
+            // a sweeper removed the directory before we could lock it
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        // only a sweeper can hold it, and only for a moment
+        file.lock()?;
+        if is_file_at(&file, &path) {
+            return Ok((dir, file));
+        }
+    }
+    Err(io::Error::other(
+        "the staging directory was removed again and again by other builds",
+    ))
+}
+
+pub(crate) fn create_dirs(path: &Path, created: &mut Vec<PathBuf>) -> Result<()> {
     let mut missing = Vec::new();
     let mut p = Some(path);
     while let Some(d) = p {
@@ -54,14 +165,14 @@ fn create_dirs(path: &Path, created: &mut Vec<PathBuf>) -> Result<()> {
 }
 
 impl Staging {
-    /// Create `out_dir` if needed and a fresh staging directory inside it.
+    /// Create `out_dir` if needed, remove the staging directories of
+    /// interrupted runs from it, and create a fresh (locked) staging
+    /// directory inside it.
     pub fn begin(out_dir: &Path, arch: &str) -> Result<Self> {
         let mut created = Vec::new();
         create_dirs(out_dir, &mut created)?;
-        let dir = tempfile::Builder::new()
-            .prefix(".melange2-staging-")
-            .tempdir_in(out_dir);
-        let dir = match dir {
+        // sweep_stale(out_dir);
+        let (dir, lock) = match create_locked_dir(out_dir) {
             Ok(d) => d,
             Err(e) => {
                 remove_created(&created);
@@ -77,6 +188,8 @@ impl Staging {
             arch_dir: out_dir.join(arch),
             created,
             dir: Some(dir),
+            lock: Some(lock),
+            arch_lock: None,
             staged: Vec::new(),
         };
         for sub in ["spool", "out", "backup"] {
@@ -109,6 +222,18 @@ impl Staging {
         &self.arch_dir
     }
 
+    /// Take the out-dir's lock of the target directory (creating it if
+    /// needed); it is held until the commit ends or the run is aborted.
+    /// Everything between this call and the commit is serialised with the
+    /// other writers of the directory. Does nothing when already held.
+    pub fn lock_arch(&mut self) -> Result<()> {
+        if self.arch_lock.is_none() {
+            let lock = lock_arch_dir(&self.arch_dir, &mut self.created)?;
+            self.arch_lock = Some(lock);
+        }
+        Ok(())
+    }
+
     /// Register a file written to [`Staging::out_path`] for the commit
     /// (commit order = registration order).
     pub fn stage(&mut self, file_name: &str) {
@@ -130,6 +255,8 @@ impl Staging {
     }
 
     fn commit_inner(mut self, fail_at: Option<usize>) -> Result<()> {
+        // every commit runs under the lock
+        self.lock_arch()?;
         // Refuse anything but files/symlinks at the destinations before
         // touching anything.
         for (name, _) in &self.staged {
@@ -197,9 +324,11 @@ impl Staging {
             self.abort();
             return Err(e);
         }
-        // success: keep the directories, drop the staging directory (with
-        // the replaced files)
+        // success: keep the directories (and the lock file), let the other
+        // writers in, then drop the staging directory (with the replaced
+        // files)
         self.created.clear();
+        self.arch_lock = None;
         if let Some(d) = self.dir.take()
             && let Err(e) = d.close()
         {
@@ -208,10 +337,17 @@ impl Staging {
         Ok(())
     }
 
-    /// Remove the staging directory and every directory this run created.
+    /// Remove the staging directory, the lock file if this run created it,
+    /// and every directory this run created.
     pub fn abort(&mut self) {
         if let Some(d) = self.dir.take() {
             let _ = d.close();
+        }
+        self.lock = None;
+        if let Some(l) = self.arch_lock.take()
+            && l.created_file()
+        {
+            l.remove_file();
         }
         remove_created(&self.created);
         self.created.clear();

@@ -9,7 +9,8 @@ use std::path::Path;
 use common::*;
 use melange2_apk::{ApkIndex, EntryType, IndexEntry, PkgInfo, verify_package};
 use melange2_package::{
-    FindingKind, INDEX_FILE_NAME, PackageError, PackageRequest, package_dir, package_tar,
+    FindingKind, INDEX_FILE_NAME, LOCK_FILE_NAME, PackageError, PackageRequest, package_dir,
+    package_tar,
 };
 
 const EPOCH: u64 = 1_700_000_000;
@@ -300,7 +301,13 @@ fn main_package_and_subpackages() {
         .collect();
     top.sort();
     assert_eq!(top, ["x86_64"]);
-    assert_eq!(std::fs::read_dir(&arch_dir).unwrap().count(), 6);
+    // 5 packages, the index and the (empty) lock file of the directory
+    assert_eq!(std::fs::read_dir(&arch_dir).unwrap().count(), 7);
+    assert_eq!(
+        std::fs::read(arch_dir.join(LOCK_FILE_NAME)).unwrap(),
+        b"",
+        "lock file"
+    );
 }
 
 #[test]
@@ -312,7 +319,7 @@ fn reproducible_bytes() {
     package_tar(&request(&plan, &a), &hello_tar()[..]).unwrap();
     package_tar(&request(&plan, &b), &hello_tar()[..]).unwrap();
     let sa = snapshot(&a);
-    assert_eq!(sa.len(), 7, "dir + 5 apks + index");
+    assert_eq!(sa.len(), 8, "dir + 5 apks + index + lock file");
     assert_eq!(sa, snapshot(&b));
     // the same again into the same directory: same bytes, nothing added
     package_tar(&request(&plan, &a), &hello_tar()[..]).unwrap();
