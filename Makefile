@@ -31,6 +31,7 @@ lint:
 bench: build
 	@scripts/with-buildkit.sh $(CARGO) bench --locked --workspace
 	@scripts/with-buildkit.sh bench/build.sh
+	@scripts/with-buildkit.sh bench/graph.sh
 
 stop:
 	@scripts/buildkit.sh stop

@@ -8,19 +8,34 @@
 #   scripts/buildkit.sh status         print the address if the daemon answers, exit 1 otherwise
 #   scripts/buildkit.sh addr           print the address `start` uses
 #   scripts/buildkit.sh env            print shell exports for the TLS listener (tests use it)
+#   scripts/buildkit.sh pid            print the daemon's pid if it runs, exit 1 otherwise
 #
 # Besides the unix socket, the daemon listens on tcp://127.0.0.1:$MELANGE2_BUILDKIT_TCP_PORT
 # (default 21234) with mutual TLS, using a throwaway CA made with openssl in the state dir.
+#
+# Named extra daemons (for tests of several daemons), next to the default one:
+#   scripts/buildkit.sh start|stop|status|addr|pid NAME
+# Each has its own state dir ($MELANGE2_BUILDKIT_STATE-NAME), --root, unix socket, OTEL socket
+# and runc state dir, and no TCP listener. `stop NAME` stops the daemon and every process it
+# started (runc, build containers) and waits until they are gone.
 #
 # Every step is idempotent. Environment:
 #   MELANGE2_BUILDKIT_STATE  state dir (default: $XDG_STATE_HOME/melange2/buildkitd)
 #   MELANGE2_TOOLS_DIR       where pinned tools are installed (default: $XDG_CACHE_HOME/melange2/tools)
 set -euo pipefail
 
+cmd=${1:-}
+name=${2:-}
+
 BUILDKIT_VERSION=v0.32.2
 BUILDKIT_MODULE=github.com/moby/buildkit
 
 state_dir="${MELANGE2_BUILDKIT_STATE:-${XDG_STATE_HOME:-$HOME/.local/state}/melange2/buildkitd}"
+if [ -n "$name" ]; then
+  [[ "$name" =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] ||
+    { printf 'buildkit.sh: error: invalid daemon name %q (letters, digits, ".", "_" and "-")\n' "$name" >&2; exit 1; }
+  state_dir="$state_dir-$name"
+fi
 tools_dir="${MELANGE2_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/melange2/tools}/buildkit-${BUILDKIT_VERSION}"
 sock="$state_dir/buildkitd.sock"
 addr="unix://$sock"
@@ -156,15 +171,127 @@ stop() {
   rm -f "$pidfile"
 }
 
-case "${1:-}" in
+# The daemon's pid if it runs (a stale pid file does not count).
+daemon_pid() {
+  [ -f "$pidfile" ] || return 1
+  local pid
+  pid=$(cat "$pidfile")
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "--root $state_dir/root " || return 1
+  echo "$pid"
+}
+
+# Every process below $1, deepest last.
+descendants() {
+  local c
+  for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+    echo "$c"
+    descendants "$c"
+  done
+}
+
+# A named daemon: its own --root, unix socket, OTEL socket and runc state, no TCP listener.
+# BuildKit's runc executor calls plain `runc`, whose state dir (/run/runc) would be shared by
+# every daemon; a small wrapper gives this daemon a runc root of its own.
+start_named() {
+  install_buildkit
+  if answers; then echo "$addr"; return 0; fi
+  [ "$(id -u)" -eq 0 ] || die "buildkitd with the runc worker must run as root"
+  # sun_path holds 108 bytes.
+  [ ${#sock} -lt 100 ] || die "socket path too long for a unix socket: $sock (move MELANGE2_BUILDKIT_STATE)"
+  mkdir -p "$state_dir/runc"
+  local pid
+  if pid=$(daemon_pid); then
+    log "buildkitd $name (pid $pid) is running but does not answer yet"
+  else
+    rm -f "$sock" "$state_dir/otel-grpc.sock"
+    local bkd runc
+    bkd=$(find_bin buildkitd) || die "buildkitd not installed"
+    runc=$(command -v runc) || die "runc not installed"
+    printf '#!/bin/sh\nexec %q --root %q "$@"\n' "$runc" "$state_dir/runc" >"$state_dir/runc-wrapper"
+    chmod 755 "$state_dir/runc-wrapper"
+    log "starting buildkitd $name on $addr (log: $logfile)"
+    setsid "$bkd" --root "$state_dir/root" --addr "$addr" \
+      --otel-socket-path "$state_dir/otel-grpc.sock" \
+      --oci-worker=true --containerd-worker=false \
+      --oci-worker-binary "$state_dir/runc-wrapper" >"$logfile" 2>&1 </dev/null &
+    pid=$!
+    echo "$pid" >"$pidfile"
+  fi
+  for _ in $(seq 1 120); do
+    if answers; then echo "$addr"; return 0; fi
+    kill -0 "$pid" 2>/dev/null || { tail -20 "$logfile" >&2; die "buildkitd $name exited"; }
+    sleep 0.5
+  done
+  tail -20 "$logfile" >&2
+  die "buildkitd $name did not answer on $addr within 60 s"
+}
+
+stop_named() {
+  local pid
+  if ! pid=$(daemon_pid); then
+    rm -f "$pidfile"
+    log "buildkitd $name is not running: nothing to stop"
+    return 0
+  fi
+  # Collect runc and the build containers before the daemon goes: once it is gone they are
+  # reparented and can no longer be found from it.
+  local kids runc id
+  kids=$(descendants "$pid")
+  runc=$(command -v runc)
+  # SIGTERM makes buildkitd refuse new work, but it waits for running builds. Kill their
+  # containers, so that the builds fail, their clients hang up and the daemon exits cleanly.
+  kill "$pid"
+  for id in $(ls "$state_dir/runc" 2>/dev/null); do
+    "$runc" --root "$state_dir/runc" kill "$id" KILL 2>/dev/null || true
+  done
+  for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "buildkitd $name (pid $pid) did not stop within 10 s: killing it"
+    kill -9 "$pid"
+  fi
+  local k left
+  for k in $kids; do kill -9 "$k" 2>/dev/null || true; done
+  for _ in $(seq 1 40); do
+    left=
+    for k in $pid $kids; do kill -0 "$k" 2>/dev/null && left="$left $k"; done
+    [ -z "$left" ] && break
+    sleep 0.25
+  done
+  [ -z "$left" ] || die "processes of buildkitd $name still alive:$left"
+  # What a daemon killed hard leaves behind: runc state (and its cgroups), overlay mounts.
+  for id in $(ls "$state_dir/runc" 2>/dev/null); do
+    "$runc" --root "$state_dir/runc" delete --force "$id" 2>/dev/null || true
+  done
+  local m
+  awk -v root="$state_dir/" 'index($5, root) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
+    while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  rm -f "$pidfile" "$sock" "$state_dir/otel-grpc.sock"
+  log "stopped buildkitd $name (pid $pid)"
+}
+
+if [ -n "$name" ]; then
+  case "$cmd" in
+    start) start_named ;;
+    stop) stop_named ;;
+    status) answers && echo "$addr" ;;
+    addr) echo "$addr" ;;
+    pid) daemon_pid ;;
+    *) die "usage: $0 start|stop|status|addr|pid NAME" ;;
+  esac
+  exit
+fi
+
+case "$cmd" in
   install) install_buildkit ;;
   start) start ;;
   stop) stop ;;
   status) answers && echo "$addr" ;;
   addr) echo "$addr" ;;
+  pid) daemon_pid ;;
   env)
     echo "export MELANGE2_BUILDKIT_TLS_ADDR=tcp://127.0.0.1:$tcp_port"
     echo "export MELANGE2_BUILDKIT_TLS_DIR=$certs"
     ;;
-  *) sed -n '2,17p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,24p' "$0" >&2; exit 2 ;;
 esac

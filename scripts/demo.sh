@@ -37,7 +37,7 @@ echo "== 4. build examples/hello"
   --signing-key "$demo/melange.rsa" --out-dir "$out"
 
 echo "== 5. verify, test and try"
-arch=$(ls "$out")
+arch=$(basename "$(dirname "$(ls "$out"/*/APKINDEX.tar.gz | head -n1)")")
 "$bin" verify --keyring "$demo/melange.rsa.pub" "$out/$arch"/*.apk "$out/$arch/APKINDEX.tar.gz"
 "$bin" test examples/hello/melange.yaml -r "$out" -r "$demo/repo" -k "$demo/melange.rsa.pub"
 try="$demo/try"

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Install what melange2's build, tests and demo need on a fresh Debian machine (idempotent):
-# Debian packages (runc, busybox-static, openssl, gzip, tar, gcc and libc6-dev for ELF fixtures)
-# and the pinned buildkitd/buildctl.
+# Debian packages (runc, busybox-static, openssl, gzip, tar, gcc and libc6-dev for ELF fixtures,
+# docker-registry for the cache tests' registry) and the pinned buildkitd/buildctl.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
 need=()
-for pkg in runc busybox-static openssl gzip tar ca-certificates gcc libc6-dev; do
+for pkg in runc busybox-static openssl gzip tar ca-certificates gcc libc6-dev docker-registry; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -4,9 +4,13 @@
 # - otherwise: use the local daemon of scripts/buildkit.sh, starting it if needed; a daemon
 #   started here is stopped again when the command ends.
 # Exports MELANGE2_OWN_DAEMON=1 when the daemon is the one scripts/buildkit.sh manages (tests
-# that need its TLS listener check this).
+# that need its TLS listener check this), and MELANGE2_BUILDKIT_SCRIPT/MELANGE2_REGISTRY_SCRIPT
+# (the paths of scripts/buildkit.sh and scripts/registry.sh, for tests that start extra daemons
+# or a registry of their own).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+export MELANGE2_BUILDKIT_SCRIPT="${MELANGE2_BUILDKIT_SCRIPT:-$here/buildkit.sh}"
+export MELANGE2_REGISTRY_SCRIPT="${MELANGE2_REGISTRY_SCRIPT:-$here/registry.sh}"
 
 if [ -n "${BUILDKIT_HOST:-}" ]; then
   echo "with-buildkit: using BUILDKIT_HOST=$BUILDKIT_HOST" >&2

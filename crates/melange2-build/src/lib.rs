@@ -1,15 +1,25 @@
-//! `melange2 build`: a melange build file in, signed packages and an index out.
+//! One recipe's build for one architecture: a compiled plan in, signed packages, the merged
+//! index and the up-to-date record out (see `docs/build.md`).
 //!
-//! Contract: [`graph::build_graph`] turns a compiled plan and an environment into an LLB graph
-//! (one ExecOp per step, toolchain cache mounts, the package trees exported from
-//! `/home/build/melange-out`); the graph is deterministic, so an unchanged recipe is fully
-//! cached by BuildKit.
+//! Contract:
+//! * [`BuildContext`] holds what a run shares; [`BuildContext::inputs`] computes a recipe's
+//!   inputs (environment lock, source digests, flags) without contacting BuildKit, and
+//!   [`BuildContext::up_to_date`] compares them with the record in the out-dir.
+//! * [`execute`] resolves and assembles the environment, solves on a daemon, packages into the
+//!   out-dir (all or nothing) and writes the record.
+//! * [`graph::build_graph`] turns a compiled plan and an environment into an LLB graph (one
+//!   ExecOp per step, toolchain cache mounts, the package trees exported from
+//!   `/home/build/melange-out`); the graph is deterministic, so an unchanged recipe is fully
+//!   cached by BuildKit.
 
+mod context;
 pub mod graph;
 mod run;
 pub mod support;
 
-pub use run::{ArchReport, BuildOptions, BuildReport, build};
+pub use context::{BuildContext, EnvSource, NodeInputs};
+pub use melange2_fingerprint::Reason;
+pub use run::{BuildOptions, NodeOutput, execute, recipe_cache};
 pub use support::find_config;
 
 /// Errors of a build.

@@ -1,4 +1,5 @@
-//! The whole build: compile → resolve → assemble → solve (export streamed to the packager).
+//! One recipe's build on a daemon: resolve → assemble → solve (export streamed to the
+//! packager) → record.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -6,27 +7,21 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bollard_buildkit_proto::moby::buildkit::v1::StatusResponse;
-use melange2_buildkit::progress::{Progress, ProgressMode, Summary};
-use melange2_buildkit::{Client, Exporter, SolveOptions, TlsFiles, local};
-use melange2_config::plan::Plan;
-use melange2_config::{Arch, CompileRequest};
+use melange2_buildkit::progress::ProgressMode;
+use melange2_buildkit::{Client, Exporter, SolveOptions};
 use melange2_environment::{EnvironmentRequest, PackageFile, assemble};
 use melange2_llb::{CopyOptions, FileActions, LocalSource, OpOptions, Platform, State};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
 use crate::BuildError;
+use crate::context::{BuildContext, EnvSource, NodeInputs};
 use crate::graph::{GraphOptions, build_graph};
-use crate::support::{
-    accounts, check_platforms, find_config, local_layer, short_hash, source_date_epoch_env,
-    source_layer,
-};
+use crate::support::{accounts, short_hash, source_layer};
 
 /// Everything `melange2 build` takes.
 #[derive(Clone, Debug, Default)]
 pub struct BuildOptions {
-    /// The build file (None: `melange.yaml` or `.melange.yaml` in the current directory).
-    pub config: Option<PathBuf>,
     /// APK architectures (empty: the host's).
     pub archs: Vec<String>,
     /// Output directory; packages go to `<out_dir>/<arch>/`.
@@ -72,10 +67,6 @@ pub struct BuildOptions {
     /// Use this root filesystem (a directory or a tar, optionally compressed) instead of
     /// resolving packages.
     pub bootstrap_rootfs: Option<PathBuf>,
-    /// Daemon address (None: BUILDKIT_HOST, the default socket, or a local daemon).
-    pub buildkit_addr: Option<String>,
-    /// TLS for tcp:// addresses.
-    pub tls: TlsFiles,
     /// Namespace of the packages (their `maintainer`; melange's `--namespace`).
     pub namespace: Option<String>,
     /// Write `<name>-<version>.attest.tar.gz` (in-toto/SLSA provenance) next to every APK.
@@ -95,37 +86,31 @@ pub struct BuildOptions {
     pub lint_require: Vec<String>,
     /// Linters that only warn (`--lint-warn`).
     pub lint_warn: Vec<String>,
+    /// `--cache-to`: where the daemon exports each recipe's build cache (the `ref` tag gets
+    /// `-<recipe>-<arch>` appended, see [`recipe_cache`]).
+    pub cache_to: Vec<melange2_buildkit::CacheOption>,
+    /// `--cache-from`: where the daemon looks for cache (tags derived the same way).
+    pub cache_from: Vec<melange2_buildkit::CacheOption>,
 }
 
-/// What one architecture's build produced.
-#[derive(Clone, Debug)]
-pub struct ArchReport {
-    /// APK architecture.
-    pub arch: String,
-    /// Packages written.
-    pub packages: Vec<PathBuf>,
-    /// Provenance archives written (`--generate-provenance`).
-    pub attestations: Vec<PathBuf>,
-    /// The index, when generated.
-    pub index: Option<PathBuf>,
-    /// Step totals.
-    pub summary: Summary,
-    /// Skipped because `target-architecture` excludes it.
-    pub skipped: bool,
-}
-
-/// What a build produced.
-#[derive(Clone, Debug, Default)]
-pub struct BuildReport {
-    /// One report per architecture.
-    pub archs: Vec<ArchReport>,
-}
-
-fn source_date_epoch(opts: &BuildOptions) -> Result<u64, BuildError> {
-    match opts.source_date_epoch {
-        Some(s) => Ok(s),
-        None => source_date_epoch_env(),
-    }
+/// One recipe's cache reference: the tag of `ref` (default `melange2`) followed by the
+/// recipe and the architecture, so one recipe's export never overwrites another's and an
+/// import finds what the same recipe exported. Options without a `ref` stay as they are.
+pub fn recipe_cache(
+    c: &melange2_buildkit::CacheOption,
+    recipe: &str,
+    arch: &str,
+) -> melange2_buildkit::CacheOption {
+    let Some(r) = c.reference() else {
+        return c.clone();
+    };
+    let name = r.rsplit('/').next().unwrap_or(r);
+    let base = name
+        .split('@')
+        .next()
+        .and_then(|n| n.split_once(':'))
+        .map_or("melange2", |(_, t)| t);
+    c.with_tag(&format!("{base}-{recipe}-{arch}"))
 }
 
 /// Reads the export stream on a blocking thread. At the end of the stream it waits for the
@@ -164,20 +149,6 @@ impl Read for BlockingReader {
     }
 }
 
-/// Prepared inputs of one architecture's solve.
-struct Prepared {
-    plan: Plan,
-    graph_output: State,
-    local_dirs: BTreeMap<String, PathBuf>,
-    melange_yaml: String,
-    /// What the SCA learns from the environment (installed packages, repository lookup).
-    sca_env: melange2_package::BuildEnvironment,
-    /// The environment lock (for provenance).
-    lock: serde_json::Value,
-    /// The source directory (for `license-path` in the SBOM).
-    source_dir: Option<PathBuf>,
-}
-
 /// A lookup answering which names the repositories' packages provide (by package name or
 /// provides entry), in one pass over the loaded indexes.
 fn provided_lookup(repos: melange2_resolve::Repositories) -> melange2_package::ProvidedLookup {
@@ -200,100 +171,129 @@ fn provided_lookup(repos: melange2_resolve::Repositories) -> melange2_package::P
     })
 }
 
-async fn prepare(
-    opts: &BuildOptions,
-    config: &Path,
-    arch: &str,
-    sde: u64,
-    multi: bool,
-) -> Result<Option<Prepared>, BuildError> {
-    let arch_v = Arch::parse(arch).map_err(|e| BuildError::Input(e.to_string()))?;
-    let plan = melange2_config::compile_file(&CompileRequest {
-        file: config.to_path_buf(),
-        arch: arch_v,
-        pipeline_dirs: opts.pipeline_dirs.clone(),
-        build_options: opts.build_options.clone(),
-        vars_file: opts.vars_file.clone(),
-        env_files: opts.env_files.clone(),
-    })
-    .map_err(|e| BuildError::Config(e.to_string()))?;
-    if !plan.enabled {
-        return Ok(None);
+/// What a finished build wrote.
+#[derive(Clone, Debug)]
+pub struct NodeOutput {
+    /// Packages written (main package first).
+    pub packages: Vec<melange2_package::PackagedFile>,
+    /// Provenance archives written (`--generate-provenance`).
+    pub attestations: Vec<PathBuf>,
+    /// The index, when generated.
+    pub index: Option<PathBuf>,
+}
+
+/// The graph's inputs that the solve serves or mounts.
+struct Prepared {
+    graph_output: State,
+    local_dirs: BTreeMap<String, PathBuf>,
+    sca_env: melange2_package::BuildEnvironment,
+}
+
+/// The bootstrap rootfs as a layer, named by its content digest: the same tree at another
+/// path is the same layer.
+fn rootfs_layer(
+    path: &Path,
+    digest: &str,
+    local_dirs: &mut BTreeMap<String, PathBuf>,
+) -> Result<State, BuildError> {
+    let name = format!("rootfs-{}", &digest.trim_start_matches("sha256:")[..16]);
+    if path.is_dir() {
+        local_dirs.insert(name.clone(), path.to_path_buf());
+        let src = LocalSource::new(&name)
+            .unique(format!("melange2:{digest}"))
+            .shared_key_hint(&name)
+            .options(OpOptions::named("send bootstrap rootfs"))
+            .build();
+        return Ok(State::scratch().file(
+            FileActions::new().copy(
+                &src,
+                "/",
+                "/",
+                CopyOptions {
+                    contents_only: true,
+                    ..Default::default()
+                },
+            ),
+            OpOptions::named("copy bootstrap rootfs"),
+        )?);
     }
+    // A tar (optionally compressed): sent as one file, unpacked inside BuildKit.
+    let (dir, file) = match (path.parent(), path.file_name()) {
+        (Some(d), Some(f)) => (d.to_path_buf(), f.to_string_lossy().into_owned()),
+        _ => {
+            return Err(BuildError::Input(format!(
+                "bootstrap rootfs {} is neither a directory nor a file",
+                path.display()
+            )));
+        }
+    };
+    local_dirs.insert(name.clone(), dir);
+    let src = LocalSource::new(&name)
+        .unique(format!("melange2:{digest}"))
+        .shared_key_hint(&name)
+        .include(vec![file.clone()])
+        .options(OpOptions::named("send bootstrap rootfs"))
+        .build();
+    Ok(State::scratch().file(
+        FileActions::new().copy(
+            &src,
+            &format!("/{file}"),
+            "/",
+            CopyOptions {
+                unpack: true,
+                ..Default::default()
+            },
+        ),
+        OpOptions::named("unpack bootstrap rootfs"),
+    )?)
+}
+
+/// The repositories and keys an environment lists in `/etc/apk`. The out-dir is a path on
+/// this machine, meaningless inside the build and different on every machine, so it is never
+/// listed (a recipe's steps stay cached across machines and out-dirs); its key only when a
+/// package came from it.
+fn environment_sources(
+    ctx: &BuildContext,
+    resolution: &melange2_resolve::Resolution,
+) -> (Vec<String>, Vec<PathBuf>) {
+    let out_repo = ctx.out_repo();
+    let repositories = resolution
+        .repositories
+        .iter()
+        .filter(|r| **r != out_repo)
+        .cloned()
+        .collect();
+    if resolution.packages.iter().any(|p| p.repository == out_repo) {
+        return (repositories, resolution.keys.clone());
+    }
+    let keys = resolution
+        .keys
+        .iter()
+        .filter(|k| Some(k.as_path()) != ctx.out_key())
+        .cloned()
+        .collect();
+    (repositories, keys)
+}
+
+/// Resolve (download) and assemble the environment, then build the LLB graph.
+async fn prepare(
+    ctx: &BuildContext,
+    n: &NodeInputs,
+    name_prefix: &str,
+) -> Result<Prepared, BuildError> {
+    let opts = &ctx.opts;
+    let plan = &n.plan;
     let platform = Platform::from_apk_arch(&plan.arch)?;
     let mut local_dirs = BTreeMap::new();
-
-    // The environment: resolved packages as layers, or a given root filesystem.
     let mut sca_env = melange2_package::BuildEnvironment {
         versioned_shlib_deps: opts.versioned_shlib_deps,
         ..Default::default()
     };
-    let (env_state, lock_json) = match &opts.bootstrap_rootfs {
-        Some(path) => {
-            let abs = std::fs::canonicalize(path).map_err(|e| {
-                BuildError::Input(format!("bootstrap rootfs {}: {e}", path.display()))
-            })?;
-            let name = format!("rootfs-{}", short_hash(&abs.display().to_string()));
-            let state = if abs.is_dir() {
-                local_dirs.insert(name.clone(), abs.clone());
-                local_layer(&name, &abs, vec![], "bootstrap rootfs")?
-            } else {
-                // A tar (optionally compressed): sent as one file, unpacked inside BuildKit.
-                let (dir, file) = match (abs.parent(), abs.file_name()) {
-                    (Some(d), Some(f)) => (d.to_path_buf(), f.to_string_lossy().into_owned()),
-                    _ => {
-                        return Err(BuildError::Input(format!(
-                            "bootstrap rootfs {} is neither a directory nor a file",
-                            abs.display()
-                        )));
-                    }
-                };
-                local_dirs.insert(name.clone(), dir.clone());
-                let src = LocalSource::new(&name)
-                    .unique(format!("melange2:{}", abs.display()))
-                    .shared_key_hint(&name)
-                    .include(vec![file.clone()])
-                    .options(OpOptions::named("send bootstrap rootfs"))
-                    .build();
-                State::scratch().file(
-                    FileActions::new().copy(
-                        &src,
-                        &format!("/{file}"),
-                        "/",
-                        CopyOptions {
-                            unpack: true,
-                            ..Default::default()
-                        },
-                    ),
-                    OpOptions::named("unpack bootstrap rootfs"),
-                )?
-            };
-            (
-                state,
-                serde_json::json!({"bootstrap-rootfs": abs.display().to_string()}),
-            )
-        }
-        None => {
-            let env = &plan.environment;
-            let mut repositories = env.repositories.clone();
-            repositories.extend(env.build_repositories.iter().cloned());
-            repositories.extend(opts.repository_append.iter().cloned());
-            let mut keyring = env.keyring.clone();
-            keyring.extend(opts.keyring_append.iter().cloned());
-            let mut packages = env.packages.clone();
-            packages.extend(opts.package_append.iter().cloned());
-            let repos = melange2_resolve::Repositories::load(&melange2_resolve::Options {
-                arch: plan.arch.clone(),
-                repositories,
-                keyring,
-                ignore_signatures: opts.ignore_signatures,
-                cache_dir: opts.apk_cache_dir.clone(),
-                parallel_downloads: 0,
-            })
-            .await
-            .map_err(|e| BuildError::Resolve(e.to_string()))?;
+    let env_state = match &n.env {
+        EnvSource::Bootstrap { path, digest } => rootfs_layer(path, digest, &mut local_dirs)?,
+        EnvSource::Resolved { repos, packages } => {
             let resolution = repos
-                .resolve(&packages)
+                .resolve(packages)
                 .await
                 .map_err(|e| BuildError::Resolve(e.to_string()))?;
             sca_env.installed = resolution
@@ -305,8 +305,9 @@ async fn prepare(
                     provides: p.entry.provides.clone(),
                 })
                 .collect();
-            sca_env.repositories = Some(provided_lookup(repos));
-            let (users, groups) = accounts(&env.accounts);
+            sca_env.repositories = Some(provided_lookup(repos.clone()));
+            let (users, groups) = accounts(&plan.environment.accounts);
+            let (repositories, keys) = environment_sources(ctx, &resolution);
             let request = EnvironmentRequest {
                 packages: resolution
                     .packages
@@ -317,28 +318,20 @@ async fn prepare(
                     })
                     .collect(),
                 world: resolution.world.clone(),
-                repositories: resolution.repositories.clone(),
-                keys: resolution.keys.clone(),
+                repositories,
+                keys,
                 users,
                 groups,
                 arch: plan.arch.clone(),
-                source_date_epoch: sde as i64,
+                source_date_epoch: ctx.sde as i64,
             };
             let assembled =
                 assemble(&request).map_err(|e| BuildError::Environment(e.to_string()))?;
             local_dirs.extend(assembled.local_dirs.clone());
-            let lock = serde_json::to_value(resolution.lock())
-                .map_err(|e| BuildError::Environment(e.to_string()))?;
-            (assembled.rootfs, lock)
+            assembled.rootfs
         }
     };
-
-    // The source directory: --source-dir, else ./<package name>/ when it exists.
-    let source_dir = opts.source_dir.clone().or_else(|| {
-        let conv = PathBuf::from(&plan.package.name);
-        conv.is_dir().then_some(conv)
-    });
-    let source = match &source_dir {
+    let source = match &n.source_dir {
         Some(d) => {
             let (name, abs, state) = source_layer(d, "source")?;
             local_dirs.insert(name, abs);
@@ -364,134 +357,54 @@ async fn prepare(
         None => None,
     };
     let graph = build_graph(
-        &plan,
+        plan,
         &env_state,
         &GraphOptions {
             platform,
-            source_date_epoch: sde,
+            source_date_epoch: ctx.sde,
             source,
             cache_dir,
             cache_mounts: opts.cache_mounts,
             debug: opts.debug,
-            name_prefix: if multi {
-                format!("[{}] ", plan.arch)
-            } else {
-                String::new()
-            },
+            name_prefix: name_prefix.to_string(),
         },
     )?;
-    let melange_yaml = serde_json::to_string_pretty(&serde_json::json!({
-        "plan": &plan,
-        "environment-lock": lock_json,
-    }))
-    .map_err(|e| BuildError::Environment(e.to_string()))?;
-    Ok(Some(Prepared {
-        plan,
+    Ok(Prepared {
         graph_output: graph.output,
         local_dirs,
-        melange_yaml,
         sca_env,
-        lock: lock_json,
-        source_dir,
-    }))
+    })
 }
 
-/// Run a build.
-pub async fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
-    let config = find_config(opts.config.as_deref())?;
-    let sde = source_date_epoch(opts)?;
-    let archs: Vec<String> = if opts.archs.is_empty() {
-        vec![Platform::host().apk_arch().unwrap_or("x86_64").to_string()]
-    } else {
-        opts.archs.clone()
-    };
-    let signing_key = match &opts.signing_key {
-        Some(k) => Some(
-            melange2_apk::SigningKey::load(k)
-                .map_err(|e| BuildError::Input(format!("signing key {}: {e}", k.display())))?,
-        ),
-        None if Path::new("melange.rsa").is_file() => Some(
-            melange2_apk::SigningKey::load(Path::new("melange.rsa"))
-                .map_err(|e| BuildError::Input(format!("signing key melange.rsa: {e}")))?,
-        ),
-        None => None,
-    };
-
-    let explicit = opts
-        .buildkit_addr
-        .clone()
-        .or_else(|| std::env::var(melange2_buildkit::BUILDKIT_HOST_ENV).ok());
-    let (client, _) = local::connect_or_start(explicit.as_deref(), &opts.tls).await?;
-
-    // An arch the daemon cannot run is reported before anything is built.
-    check_platforms(&client, &archs).await?;
-
-    let multi = archs.len() > 1;
-    let mut prepared = Vec::new();
-    let mut report = BuildReport::default();
-    for a in &archs {
-        match prepare(opts, &config, a, sde, multi).await? {
-            Some(p) => prepared.push(p),
-            None => report.archs.push(ArchReport {
-                arch: a.clone(),
-                packages: vec![],
-                attestations: vec![],
-                index: None,
-                summary: Summary::default(),
-                skipped: true,
-            }),
-        }
-    }
-
-    let mut progress = Progress::new(opts.progress, opts.debug);
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<StatusResponse>();
-    let futs: Vec<_> = prepared
-        .into_iter()
-        .map(|p| {
-            let tx = tx.clone();
-            let client = client.clone();
-            let key = signing_key.as_ref();
-            async move { solve_and_package(&client, p, opts, key, sde, tx).await }
-        })
-        .collect();
-    drop(tx);
-    let all = futures::future::join_all(futs);
-    tokio::pin!(all);
-    let results = loop {
-        tokio::select! {
-            r = &mut all => break r,
-            Some(s) = rx.recv() => progress.handle(&s),
-        }
-    };
-    while let Ok(s) = rx.try_recv() {
-        progress.handle(&s);
-    }
-    let summary = progress.finish();
-    for r in results {
-        let (arch, packages, attestations, index) = r?;
-        report.archs.push(ArchReport {
-            arch,
-            packages,
-            attestations,
-            index,
-            summary: summary.clone(),
-            skipped: false,
-        });
-    }
-    Ok(report)
+/// Build one recipe for one architecture on `client`: resolve and assemble its environment,
+/// solve, package into the out-dir (index merged under the out-dir lock) and write the record
+/// that makes the next run skip it. Status messages go to `status`; step names start with
+/// `name_prefix`.
+pub async fn execute(
+    ctx: &BuildContext,
+    client: &Client,
+    n: &NodeInputs,
+    name_prefix: &str,
+    status: &(dyn Fn(StatusResponse) + Send + Sync),
+) -> Result<NodeOutput, BuildError> {
+    let p = prepare(ctx, n, name_prefix).await?;
+    let out = solve_and_package(ctx, client, p, n, status).await?;
+    ctx.write_record(n, &out.packages)?;
+    Ok(out)
 }
 
 /// Solve one architecture's graph, streaming the export into the packager. The packager only
 /// sees a clean end of stream when the solve succeeded; otherwise it fails and leaves the
 /// output directory untouched.
 async fn solve_and_package(
+    ctx: &BuildContext,
     client: &Client,
     p: Prepared,
-    opts: &BuildOptions,
-    key: Option<&melange2_apk::SigningKey>,
-    sde: u64,
-    status: tokio::sync::mpsc::UnboundedSender<StatusResponse>,
-) -> Result<(String, Vec<PathBuf>, Vec<PathBuf>, Option<PathBuf>), BuildError> {
+    n: &NodeInputs,
+    status: &(dyn Fn(StatusResponse) + Send + Sync),
+) -> Result<NodeOutput, BuildError> {
+    let opts = &ctx.opts;
+    let sde = ctx.sde;
     let def = p.graph_output.marshal()?;
     let (writer, reader) = tokio::io::duplex(1 << 20);
     let (outcome_tx, outcome_rx) = tokio::sync::watch::channel::<Option<bool>>(None);
@@ -500,10 +413,10 @@ async fn solve_and_package(
         inner: reader,
         outcome: outcome_rx,
     };
-    let plan = p.plan.clone();
+    let plan = n.plan.clone();
     let out_dir = opts.out_dir.clone();
-    let key = key.cloned();
-    let melange_yaml = p.melange_yaml.clone();
+    let key = ctx.signing_key.clone();
+    let melange_yaml = melange_yaml(n)?;
     let generate_index = opts.generate_index;
     let namespace = opts.namespace.clone().unwrap_or_else(|| "unknown".into());
     let mut build_config = melange2_package::BuildConfig::new(sbom_config_path(&plan.file));
@@ -523,7 +436,7 @@ async fn solve_and_package(
         Some(melange2_package::Provenance {
             build_file: build_config.path.clone(),
             build_file_sha256: hex::encode(Sha256::digest(&bytes)),
-            environment_lock: p.lock.clone(),
+            environment_lock: n.lock.clone(),
             buildkit_package: daemon.package.clone(),
             buildkit_version: daemon.version.clone(),
             buildkit_revision: daemon.revision.clone(),
@@ -533,7 +446,7 @@ async fn solve_and_package(
         None
     };
     let sca_env = p.sca_env.clone();
-    let license_dir = p.source_dir.clone();
+    let license_dir = n.source_dir.clone();
     let (lint_require, lint_warn) = (opts.lint_require.clone(), opts.lint_warn.clone());
     let pack = tokio::task::spawn_blocking(move || {
         let mut req = melange2_package::PackageRequest::new(&plan, out_dir);
@@ -555,8 +468,8 @@ async fn solve_and_package(
     // place and swapped in only when the build succeeded.
     let workspace = match &opts.workspace_dir {
         Some(ws) => {
-            let target = ws.join(&p.plan.arch).join("melange-out");
-            let parent = ws.join(&p.plan.arch);
+            let target = ws.join(&n.plan.arch).join("melange-out");
+            let parent = ws.join(&n.plan.arch);
             std::fs::create_dir_all(&parent).map_err(|e| {
                 BuildError::Input(format!("workspace dir {}: {e}", parent.display()))
             })?;
@@ -584,14 +497,22 @@ async fn solve_and_package(
         }
         None => None,
     };
-    let mut forward = |s: &StatusResponse| {
-        let _ = status.send(s.clone());
-    };
+    let mut forward = |s: &StatusResponse| status(s.clone());
     let solve = client.solve(
         &def,
         SolveOptions {
             local_dirs: p.local_dirs.clone(),
             exporters,
+            cache_exports: opts
+                .cache_to
+                .iter()
+                .map(|c| recipe_cache(c, n.recipe(), n.arch()))
+                .collect(),
+            cache_imports: opts
+                .cache_from
+                .iter()
+                .map(|c| recipe_cache(c, n.recipe(), n.arch()))
+                .collect(),
             ..Default::default()
         },
         &mut forward,
@@ -629,19 +550,27 @@ async fn solve_and_package(
             .map_err(|e| BuildError::Input(format!("{}: {e}", target.display())))?;
     }
     if let Some(log) = &opts.dependency_log {
-        write_dependency_log(log, &p.plan.arch, &out)?;
+        write_dependency_log(log, &n.plan.arch, &out)?;
     }
     let attestations = out
         .packages
         .iter()
         .filter_map(|f| f.provenance.clone())
         .collect();
-    Ok((
-        p.plan.arch.clone(),
-        out.packages.into_iter().map(|f| f.path).collect(),
+    Ok(NodeOutput {
+        packages: out.packages,
         attestations,
-        out.index,
-    ))
+        index: out.index,
+    })
+}
+
+/// The main package's `.melange.yaml`: the plan and the environment lock.
+fn melange_yaml(n: &NodeInputs) -> Result<String, BuildError> {
+    serde_json::to_string_pretty(&serde_json::json!({
+        "plan": &n.plan,
+        "environment-lock": &n.lock,
+    }))
+    .map_err(|e| BuildError::Environment(e.to_string()))
 }
 
 /// The build file's path as the SBOM records it: relative paths as given (without `./`),

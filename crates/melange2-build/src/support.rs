@@ -147,3 +147,29 @@ pub async fn check_platforms(client: &Client, archs: &[String]) -> Result<(), Bu
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use melange2_buildkit::CacheOption;
+
+    use crate::recipe_cache;
+
+    #[test]
+    fn each_recipe_and_arch_gets_its_own_cache_tag() {
+        let c = CacheOption::parse_export(
+            "type=registry,ref=127.0.0.1:5000/cache:main,mode=max,registry.insecure=true",
+        )
+        .unwrap();
+        let r = recipe_cache(&c, "hello", "x86_64");
+        assert_eq!(
+            r.reference(),
+            Some("127.0.0.1:5000/cache:main-hello-x86_64")
+        );
+        assert_eq!(r.attrs.get("mode").map(String::as_str), Some("max"));
+        let untagged = CacheOption::parse_export("type=registry,ref=reg.test/c").unwrap();
+        assert_eq!(
+            recipe_cache(&untagged, "a+b", "aarch64").reference(),
+            Some("reg.test/c:melange2-a-b-aarch64")
+        );
+    }
+}

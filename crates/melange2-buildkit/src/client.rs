@@ -13,10 +13,11 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tonic::transport::Channel;
 
+use crate::cache::Role;
 use crate::error::{clean_message, decode_details, exit_code_from_message};
 use crate::progress::Tracker;
 use crate::session::{Session, SessionConfig};
-use crate::{Address, BuildkitError, SolveError, TlsFiles};
+use crate::{Address, BuildkitError, CacheOption, SolveError, TlsFiles};
 
 /// The oldest daemon we talk to: needs `SolveRequest.exporters`, `Mount.contentCache`, `Info`.
 pub const MIN_VERSION: (u64, u64, u64) = (0, 13, 0);
@@ -95,6 +96,13 @@ pub struct SolveOptions {
     pub entitlements: Vec<String>,
     /// Frontend attributes (rarely needed for raw LLB).
     pub frontend_attrs: BTreeMap<String, String>,
+    /// Where the daemon writes the build's cache after a successful build (`--cache-to`).
+    /// A failed export fails the solve with [`BuildkitError::CacheExport`], unless the option
+    /// has `ignore-error=true`.
+    pub cache_exports: Vec<CacheOption>,
+    /// Caches the daemon may take steps from (`--cache-from`). A missing or unreachable one is
+    /// not an error: the daemon reports it in the progress and builds without it.
+    pub cache_imports: Vec<CacheOption>,
 }
 
 /// What happened during a successful solve.
@@ -249,6 +257,7 @@ impl Client {
         on_status: &mut (dyn FnMut(&StatusResponse) + Send),
     ) -> Result<SolveResult, BuildkitError> {
         let start = Instant::now();
+        let cache = cache_options(&opts.cache_exports, &opts.cache_imports)?;
         let mut exports = BTreeMap::new();
         let mut exporters = Vec::new();
         for (i, e) in opts.exporters.into_iter().enumerate() {
@@ -279,6 +288,7 @@ impl Client {
             entitlements: opts.entitlements,
             frontend_attrs: opts.frontend_attrs.into_iter().collect(),
             exporters,
+            cache,
             ..Default::default()
         };
 
@@ -343,10 +353,70 @@ impl Client {
             Err(status) => {
                 // An exporter that failed on our side explains the failure better.
                 session.finish_exports().await?;
+                if let Some(e) =
+                    cache_export_error(&status, &tracker, &session.id, &opts.cache_exports)
+                {
+                    return Err(e);
+                }
                 Err(solve_error(&status, &tracker).into())
             }
         }
     }
+}
+
+/// The request's cache options, checked; `None` when there are none.
+fn cache_options(
+    exports: &[CacheOption],
+    imports: &[CacheOption],
+) -> Result<Option<control::CacheOptions>, BuildkitError> {
+    if exports.is_empty() && imports.is_empty() {
+        return Ok(None);
+    }
+    for e in exports {
+        e.check(Role::Export)?;
+    }
+    for i in imports {
+        i.check(Role::Import)?;
+    }
+    Ok(Some(control::CacheOptions {
+        exports: exports.iter().map(CacheOption::to_proto).collect(),
+        imports: imports.iter().map(CacheOption::to_proto).collect(),
+        ..Default::default()
+    }))
+}
+
+/// The daemon runs cache exports after the build, each under a progress vertex of its own
+/// whose digest is that of `SESSION-cache-INDEX` (BuildKit v0.13 to v0.32). A solve that failed
+/// while one of them reported an error failed in the export, not in a step.
+fn cache_export_error(
+    status: &tonic::Status,
+    tracker: &Tracker,
+    session_id: &str,
+    exports: &[CacheOption],
+) -> Option<BuildkitError> {
+    if exports.is_empty() {
+        return None;
+    }
+    let export_vertex = |d: &str, name: &str| {
+        (0..exports.len()).any(|i| {
+            let id = format!("{session_id}-cache-{i}");
+            d == format!("sha256:{}", hex::encode(Sha256::digest(id.as_bytes())))
+        }) || name.starts_with("exporting cache")
+    };
+    let failed = tracker
+        .summaries()
+        .into_iter()
+        .find(|v| v.error.is_some() && export_vertex(&v.digest, &v.name))?;
+    let message = failed
+        .error
+        .filter(|e| !e.trim().is_empty())
+        .unwrap_or_else(|| clean_message(status));
+    let targets = exports
+        .iter()
+        .map(|e| e.reference().map_or_else(|| e.to_string(), str::to_string))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(BuildkitError::CacheExport { targets, message })
 }
 
 fn solve_error(status: &tonic::Status, tracker: &Tracker) -> SolveError {

@@ -69,6 +69,27 @@ pub enum BuildkitError {
     /// Writing exported output failed.
     #[error("writing the build output failed: {0}")]
     Export(String),
+    /// A cache export or import option is invalid.
+    #[error("{flag} {spec:?}: {reason}")]
+    CacheOption {
+        /// `--cache-to`, `--cache-from` or `cache option`.
+        flag: &'static str,
+        /// The option as given.
+        spec: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Every step succeeded, but the daemon could not export the cache.
+    #[error(
+        "the build succeeded, but exporting its cache to {targets} failed: {message} \
+         (add ignore-error=true to the cache option to go on without it)"
+    )]
+    CacheExport {
+        /// The cache options that were exported to, as given.
+        targets: String,
+        /// The daemon's error.
+        message: String,
+    },
 }
 
 /// A failed solve: which step failed, how and what it printed last.

@@ -118,9 +118,13 @@ pub(crate) fn list(root: &Path, filters: &Filters) -> Result<Vec<Entry>, String>
     let mut all: Vec<(String, PathBuf, std::fs::Metadata)> = Vec::new();
     let walker = walkdir_sorted(root)?;
     for (rel, path) in walker {
-        let md =
-            std::fs::symlink_metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        all.push((rel, path, md));
+        match std::fs::symlink_metadata(&path) {
+            Ok(md) => all.push((rel, path, md)),
+            // Gone since the directory was read (another process's temporary file): the
+            // listing is of what exists now.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        }
     }
 
     // Select entries, then keep the directories leading to them.
@@ -216,7 +220,13 @@ fn walkdir_sorted(root: &Path) -> Result<Vec<(String, PathBuf)>, String> {
     let mut stack: Vec<(String, PathBuf)> = Vec::new();
     let push_children = |stack: &mut Vec<(String, PathBuf)>, prefix: &str, dir: &Path| {
         let mut children: BTreeMap<Vec<u8>, PathBuf> = BTreeMap::new();
-        let rd = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let rd = match std::fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !prefix.is_empty() => {
+                return Ok(());
+            }
+            Err(e) => return Err(format!("{}: {e}", dir.display())),
+        };
         for ent in rd {
             let ent = ent.map_err(|e| format!("{}: {e}", dir.display()))?;
             children.insert(ent.file_name().as_bytes().to_vec(), ent.path());
@@ -234,9 +244,11 @@ fn walkdir_sorted(root: &Path) -> Result<Vec<(String, PathBuf)>, String> {
     };
     push_children(&mut stack, "", root)?;
     while let Some((rel, path)) = stack.pop() {
-        let is_dir = std::fs::symlink_metadata(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?
-            .is_dir();
+        let is_dir = match std::fs::symlink_metadata(&path) {
+            Ok(md) => md.is_dir(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
         out.push((rel.clone(), path.clone()));
         if is_dir {
             push_children(&mut stack, &rel, &path)?;
@@ -423,6 +435,37 @@ mod tests {
             top.regular,
             "its hardlink partner was excluded, so it is sent whole"
         );
+    }
+
+    /// Files created and removed while a listing runs (concurrent downloads into a shared
+    /// cache) are not errors: the listing has what exists.
+    #[test]
+    fn files_vanishing_during_a_listing_are_skipped() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("keep.apk"), b"x").unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let churn = {
+            let (dir, stop) = (d.path().to_path_buf(), stop.clone());
+            std::thread::spawn(move || {
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let p = dir.join(format!(".download-{}", i % 64));
+                    let _ = std::fs::write(&p, b"partial");
+                    let _ = std::fs::remove_file(&p);
+                    i += 1;
+                }
+            })
+        };
+        let filters = Filters {
+            include: vec!["keep.apk".into()],
+            ..Default::default()
+        };
+        for _ in 0..2000 {
+            let l = list(d.path(), &filters).unwrap();
+            assert_eq!(rels(&l), ["keep.apk"]);
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        churn.join().unwrap();
     }
 
     #[test]

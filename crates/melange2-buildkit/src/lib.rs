@@ -7,12 +7,15 @@
 //!   are served over FileSync, secrets over the Secrets service, and the `tar` exporter's
 //!   stream is written into a caller-supplied sink. Status events are tracked for the caller
 //!   and handed to a [`progress::Progress`] renderer.
+//! - [`SolveOptions::cache_exports`] and [`SolveOptions::cache_imports`] share BuildKit's cache
+//!   through a registry ([`CacheOption`]); the daemon reads and writes it itself.
 //! - A failed solve becomes a [`SolveError`] naming the failing step, its exit code and the
 //!   last lines of its log.
 //!
 //! This crate knows nothing about melange or APKs; it only speaks BuildKit.
 
 mod addr;
+mod cache;
 mod client;
 mod error;
 mod filesync;
@@ -22,6 +25,7 @@ mod report;
 mod session;
 
 pub use addr::{Address, TlsFiles};
+pub use cache::CacheOption;
 pub use client::{
     Client, DaemonInfo, ExportSink, Exporter, MIN_VERSION, SolveOptions, SolveResult, WorkerInfo,
 };

@@ -65,6 +65,15 @@ impl VertexState {
     fn internal(&self) -> bool {
         self.name.starts_with("[internal]")
     }
+    /// The daemon reading a cache manifest (`--cache-from`). Its failure (a tag not pushed
+    /// yet, an unreachable registry) does not fail the build, which goes on without it.
+    pub fn is_cache_import(&self) -> bool {
+        is_cache_import(&self.name)
+    }
+}
+
+fn is_cache_import(name: &str) -> bool {
+    name.starts_with("importing cache manifest from ")
 }
 
 /// A finished vertex, for results and summaries.
@@ -133,7 +142,9 @@ impl Tracker {
             let was_completed = st.completed.is_some();
             st.name = v.name.clone();
             st.inputs = v.inputs.clone();
-            st.cached = v.cached;
+            // A cache hit whose result lives in an imported cache is reported again, uncached,
+            // while the daemon pulls it: it stays a cache hit.
+            st.cached |= v.cached;
             if let Some(s) = to_time(&v.started) {
                 st.started = Some(s);
             }
@@ -193,7 +204,11 @@ impl Tracker {
     pub fn failed_vertex(&self) -> Option<&str> {
         self.order
             .iter()
-            .find(|d| self.vertices.get(*d).is_some_and(|v| !v.error.is_empty()))
+            .find(|d| {
+                self.vertices
+                    .get(*d)
+                    .is_some_and(|v| !v.error.is_empty() && !v.is_cache_import())
+            })
             .map(String::as_str)
     }
 
@@ -458,7 +473,9 @@ impl Progress {
                         continue;
                     }
                     let n = self.header(&d, &v.name);
-                    let end = if !v.error.is_empty() {
+                    let end = if !v.error.is_empty() && v.is_cache_import() {
+                        format!("WARNING: {} (building without this cache)", v.error)
+                    } else if !v.error.is_empty() {
                         format!("ERROR: {}", v.error)
                     } else if v.cached {
                         "CACHED".to_string()
@@ -513,7 +530,15 @@ impl Progress {
                     if v.internal() {
                         continue;
                     }
-                    let line = if !v.error.is_empty() {
+                    let line = if !v.error.is_empty() && v.is_cache_import() {
+                        format!(
+                            "{} {}  {}",
+                            console::style("!").yellow().bold(),
+                            truncate(&v.name, 100),
+                            console::style(format!("{} (building without this cache)", v.error))
+                                .yellow()
+                        )
+                    } else if !v.error.is_empty() {
                         format!(
                             "{} {}  {}",
                             console::style("✗").red().bold(),
@@ -553,7 +578,10 @@ impl Progress {
             .filter(|v| !v.name.starts_with("[internal]"))
             .collect();
         let cached = steps.iter().filter(|v| v.cached).count();
-        let errors = steps.iter().filter(|v| v.error.is_some()).count();
+        let errors = steps
+            .iter()
+            .filter(|v| v.error.is_some() && !is_cache_import(&v.name))
+            .count();
         let mut slowest: Vec<(String, Duration)> = steps
             .iter()
             .filter(|v| !v.cached && v.error.is_none())
@@ -680,6 +708,41 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn imported_cache_hits_stay_cached_and_failed_imports_are_warnings() {
+        let buf = Buf::default();
+        let mut p = Progress::to_writer(ProgressMode::Plain, false, Box::new(buf.clone()));
+        let v = |digest: &str, name: &str, completed, cached: bool, err: &str| Vertex {
+            digest: digest.into(),
+            name: name.into(),
+            cached,
+            started: ts(100),
+            completed,
+            error: err.into(),
+            ..Default::default()
+        };
+        let import = "importing cache manifest from 127.0.0.1:1/cache:x";
+        for vs in [
+            vec![v("sha256:i", import, ts(101), false, "connection refused")],
+            vec![v("sha256:a", "run: make", ts(101), true, "")],
+            // Pulling the imported result reports the vertex again, uncached.
+            vec![v("sha256:a", "run: make", None, false, "")],
+            vec![v("sha256:a", "run: make", ts(102), false, "")],
+        ] {
+            p.handle(&StatusResponse {
+                vertexes: vs,
+                ..Default::default()
+            });
+        }
+        let s = p.finish();
+        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(out.contains("WARNING: connection refused"), "{out}");
+        assert!(!out.contains("ERROR"), "{out}");
+        assert_eq!((s.total, s.cached, s.errors), (2, 1, 0), "{out}");
+        assert!(p.tracker().get("sha256:a").unwrap().cached);
+        assert_eq!(p.tracker().failed_vertex(), None);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Is a build up to date? The inputs of one recipe's build for one architecture, their
 //! fingerprint, the record stored with the packages, and the reasons a build is needed.
 //!
-//! Contract (see `docs/graph.md`, "Up to date"):
+//! Contract (see `docs/tree.md`, "Up to date"):
 //! * [`Inputs`] lists everything that changes the bytes of a recipe's packages: the compiled
 //!   plan (one component per top-level step, per subpackage and per other plan field), the
 //!   environment lock (every package's checksum), the bootstrap root filesystem's content

@@ -61,6 +61,9 @@ pub struct Options {
     pub keyring: Vec<String>,
     /// Accept unsigned indexes and packages (checksums are still checked). Logged loudly.
     pub ignore_signatures: bool,
+    /// Repository lines (as in `repositories`) whose index and packages are accepted without
+    /// a signature: the build's own unsigned output directory. Checksums are still checked.
+    pub trust_unsigned: Vec<String>,
     /// Download cache; `None` = [`default_cache_dir`].
     pub cache_dir: Option<PathBuf>,
     /// Concurrent downloads; 0 = [`DEFAULT_PARALLEL_DOWNLOADS`].
@@ -168,7 +171,8 @@ struct Inner {
     repositories: Vec<Repository>,
     keys: Vec<PathBuf>,
     keyring: Arc<Keyring>,
-    ignore_signatures: bool,
+    /// Per repository: accepted without signatures.
+    unsigned: Vec<bool>,
     universe: Universe,
     cache: Cache,
     fetcher: Fetcher,
@@ -505,7 +509,12 @@ async fn fetch_package(inner: Arc<Inner>, pos: usize) -> Result<ResolvedPackage>
             .await?
         }
     };
-    let keyring = (!inner.ignore_signatures).then(|| Arc::clone(&inner.keyring));
+    let unsigned = inner
+        .unsigned
+        .get(cand.repository)
+        .copied()
+        .unwrap_or(false);
+    let keyring = (!unsigned).then(|| Arc::clone(&inner.keyring));
     let e2 = entry.clone();
     let what = source.to_string();
     let (info, tmp) = blocking("verify", move || {
@@ -549,7 +558,11 @@ impl Repositories {
                 "SIGNATURE CHECKS ARE DISABLED (--ignore-signatures): indexes and packages are \
                  accepted without a trusted signature; only their checksums are verified"
             );
-        } else if keyring.is_empty() && !repositories.is_empty() {
+        } else if keyring.is_empty()
+            && repositories
+                .iter()
+                .any(|r| !opts.trust_unsigned.contains(&r.spec))
+        {
             return Err(Error::config(
                 "keyring",
                 "no keys configured, so no repository index can be verified \
@@ -557,12 +570,15 @@ impl Repositories {
             ));
         }
         let keyring = Arc::new(keyring);
-        let verify_with = (!opts.ignore_signatures).then(|| Arc::clone(&keyring));
-        let loads = repositories.iter().map(|r| {
+        let unsigned: Vec<bool> = repositories
+            .iter()
+            .map(|r| opts.ignore_signatures || opts.trust_unsigned.contains(&r.spec))
+            .collect();
+        let loads = repositories.iter().zip(&unsigned).map(|(r, &u)| {
             load_index(
                 r.clone(),
                 arch.clone(),
-                verify_with.clone(),
+                (!u).then(|| Arc::clone(&keyring)),
                 cache.clone(),
                 &fetcher,
             )
@@ -605,7 +621,7 @@ impl Repositories {
                 repositories,
                 keys,
                 keyring,
-                ignore_signatures: opts.ignore_signatures,
+                unsigned,
                 universe,
                 cache,
                 fetcher,

@@ -249,6 +249,7 @@ async fn run_case_inner(
             ignore_signatures: opts.ignore_signatures,
             cache_dir: opts.apk_cache_dir.clone(),
             parallel_downloads: 0,
+            ..Default::default()
         },
         &env.packages,
     )

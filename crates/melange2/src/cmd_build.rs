@@ -10,8 +10,25 @@ use crate::cmd_buildkit::DaemonArgs;
 
 #[derive(Args, Debug)]
 pub struct BuildArgs {
-    /// The build file (default: melange.yaml or .melange.yaml in the current directory).
-    pub config: Option<PathBuf>,
+    /// Build files, and directories whose top-level build files form one tree (default:
+    /// melange.yaml or .melange.yaml in the current directory).
+    #[arg(value_name = "FILE|DIR")]
+    pub inputs: Vec<PathBuf>,
+    /// Build only these recipes and what they need that is not up to date (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub select: Vec<String>,
+    /// Rebuild even what is up to date.
+    #[arg(long)]
+    pub force: bool,
+    /// Print what would be built, in which order and why; build nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Stop at the first failure (default: build everything that does not depend on it).
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Builds at once (default: the number of cores, at least 2).
+    #[arg(long, short = 'j', default_value_t = 0, hide_default_value = true)]
+    pub jobs: usize,
     /// Architectures to build (comma-separated or repeated; default: the host's).
     #[arg(long, value_delimiter = ',')]
     pub arch: Vec<String>,
@@ -102,6 +119,13 @@ pub struct BuildArgs {
     /// Linters that only warn (comma-separated or repeated; others keep their defaults).
     #[arg(long, value_delimiter = ',', value_name = "LINTER", value_parser = melange2_lint::parse_linter_name)]
     pub lint_warn: Vec<String>,
+    /// Export each recipe's build cache (BuildKit cache options, e.g.
+    /// `type=registry,ref=HOST/REPO:TAG,mode=max`; the tag gets `-<recipe>-<arch>`).
+    #[arg(long, value_name = "OPTIONS")]
+    pub cache_to: Vec<String>,
+    /// Import build cache (same syntax and per-recipe tags as --cache-to).
+    #[arg(long, value_name = "OPTIONS")]
+    pub cache_from: Vec<String>,
     #[command(flatten)]
     pub daemon: DaemonArgs,
 }
@@ -186,16 +210,19 @@ fn parse_build_date(s: &str) -> anyhow::Result<u64> {
     u64::try_from(secs).map_err(|_| bad())
 }
 
-pub fn run(a: BuildArgs) -> anyhow::Result<()> {
-    let (addr, tls) = match &a.daemon.buildkit_addr {
-        Some(_) => {
-            let (addr, tls) = a.daemon.resolve()?;
-            (Some(addr.to_string()), tls)
-        }
-        None => (None, a.daemon.resolve().map(|(_, t)| t)?),
-    };
-    let opts = melange2_build::BuildOptions {
-        config: a.config,
+/// The flags every build of the run shares.
+fn build_options(a: BuildArgs) -> anyhow::Result<melange2_build::BuildOptions> {
+    let cache_to = a
+        .cache_to
+        .iter()
+        .map(|c| melange2_buildkit::CacheOption::parse_export(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cache_from = a
+        .cache_from
+        .iter()
+        .map(|c| melange2_buildkit::CacheOption::parse_import(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(melange2_build::BuildOptions {
         archs: a.arch,
         out_dir: a.out_dir,
         signing_key: a.signing_key,
@@ -218,8 +245,6 @@ pub fn run(a: BuildArgs) -> anyhow::Result<()> {
         ignore_signatures: a.ignore_signatures,
         cache_mounts: !a.no_cache_mounts,
         bootstrap_rootfs: a.bootstrap_rootfs,
-        buildkit_addr: addr,
-        tls,
         namespace: a.namespace,
         generate_provenance: a.generate_provenance,
         dependency_log: a.dependency_log,
@@ -231,21 +256,60 @@ pub fn run(a: BuildArgs) -> anyhow::Result<()> {
         license: a.license,
         lint_require: a.lint_require,
         lint_warn: a.lint_warn,
-    };
+        cache_to,
+        cache_from,
+    })
+}
+
+/// The tree options of a `build` command line.
+pub fn tree_options(a: BuildArgs) -> anyhow::Result<melange2_schedule::TreeOptions> {
+    Ok(melange2_schedule::TreeOptions {
+        inputs: a.inputs.clone(),
+        select: a.select.clone(),
+        force: a.force,
+        dry_run: a.dry_run,
+        fail_fast: a.fail_fast,
+        jobs: a.jobs,
+        build: build_options(a)?,
+    })
+}
+
+pub fn run(a: BuildArgs) -> anyhow::Result<()> {
+    let pool = a.daemon.pool()?;
+    let opts = tree_options(a)?;
     let rt = tokio::runtime::Runtime::new()?;
-    let report = rt.block_on(melange2_build::build(&opts))?;
-    for r in &report.archs {
-        if r.skipped {
-            eprintln!("{}: skipped (not in package.target-architecture)", r.arch);
-            continue;
-        }
-        eprintln!("{}: {} package(s) written", r.arch, r.packages.len());
-        for p in r.packages.iter().chain(&r.attestations) {
+    let report = rt.block_on(melange2_schedule::build_tree(&opts, pool))?;
+    for n in &report.nodes {
+        for p in n.packages.iter().chain(&n.attestations) {
             println!("{}", p.display());
         }
-        if let Some(i) = &r.index {
-            println!("{}", i.display());
+    }
+    let mut indexes: Vec<_> = report
+        .nodes
+        .iter()
+        .filter_map(|n| n.index.clone())
+        .collect();
+    indexes.sort();
+    indexes.dedup();
+    for i in indexes {
+        println!("{}", i.display());
+    }
+    let failed = report.failed();
+    for f in &failed {
+        if let melange2_schedule::NodeResult::Failed(e) = &f.result {
+            eprintln!("Error: {} ({}): {e}", f.name, f.arch);
         }
+    }
+    if !report.success() {
+        anyhow::bail!(
+            "{} of {} builds failed{}",
+            failed.len(),
+            report.nodes.len(),
+            match report.count(|r| matches!(r, melange2_schedule::NodeResult::Skipped(_))) {
+                0 => String::new(),
+                n => format!(", {n} skipped"),
+            }
+        );
     }
     Ok(())
 }

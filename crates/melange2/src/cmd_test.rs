@@ -56,12 +56,12 @@ pub struct TestArgs {
 }
 
 pub fn run(a: TestArgs) -> anyhow::Result<()> {
-    let (addr, tls) = match &a.daemon.buildkit_addr {
+    let (addr, tls) = match a.daemon.address()? {
         Some(_) => {
             let (addr, tls) = a.daemon.resolve()?;
             (Some(addr.to_string()), tls)
         }
-        None => (None, a.daemon.resolve().map(|(_, t)| t)?),
+        None => (None, a.daemon.tls()),
     };
     let opts = melange2_test::TestOptions {
         config: a.config,

@@ -6,6 +6,7 @@ mod cmd_apk;
 mod cmd_build;
 mod cmd_buildkit;
 mod cmd_config;
+mod cmd_graph;
 mod cmd_lint;
 mod cmd_resolve;
 mod cmd_test;
@@ -38,6 +39,8 @@ enum Command {
     Apk(cmd_apk::ApkCommand),
     #[command(flatten)]
     Config(cmd_config::ConfigCommand),
+    /// Print the dependency graph of build files and directories, and the build order.
+    Graph(Box<cmd_graph::GraphArgs>),
     /// Run the package linters on .apk files.
     Lint(cmd_lint::LintArgs),
     /// Resolve packages against signed APK repositories, fetch and verify them, print the lock.
@@ -50,15 +53,21 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Colour only on a terminal, and never with NO_COLOR set.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    console::set_colors_enabled_stderr(colour);
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .init();
     let result = match cli.command {
         Command::Build(a) => cmd_build::run(*a),
         Command::Buildkit(c) => cmd_buildkit::run(c),
         Command::Apk(c) => cmd_apk::run(c),
         Command::Config(c) => cmd_config::run(c),
+        Command::Graph(a) => cmd_graph::run(*a),
         Command::Lint(a) => cmd_lint::run(a),
         Command::Resolve(c) => cmd_resolve::run(c),
         Command::Test(a) => cmd_test::run(*a),

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 mod common;
 
-use common::{daemon, extract, melange2, vertices};
+use common::{daemon, extract, melange2, snapshot, vertices};
 use melange2_apk::{Keyring, PackageTree, PkgInfo, RepoBuilder, generate_key, verify_package};
 
 struct Fixture {
@@ -110,21 +110,6 @@ fn keyring_of(f: &Fixture) -> Keyring {
     kr
 }
 
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(snapshot(&p));
-            } else {
-                out.insert(p.clone(), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
-
 fn write_recipe(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
@@ -162,9 +147,20 @@ fn hello_builds_signed_packages_and_index_and_rebuilds_from_cache() {
     let names: Vec<&str> = idx.entries.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, ["hello", "hello-doc"]);
 
-    // Unchanged recipe: every step cached, byte-identical packages.
+    // Unchanged recipe: up to date, nothing solved, nothing written.
     let bytes = std::fs::read(&hello).unwrap();
-    let second = build(&f, &recipe, &out, &[]);
+    let before = snapshot(&out);
+    let again = build(&f, &recipe, &out, &[]);
+    ok(&again);
+    assert!(
+        vertices(&again).is_empty(),
+        "a solve ran for an up-to-date recipe"
+    );
+    assert!(String::from_utf8_lossy(&again.stderr).contains("\"result\":\"up to date\""));
+    assert_eq!(snapshot(&out), before);
+
+    // Forced: every step cached, byte-identical packages.
+    let second = build(&f, &recipe, &out, &["--force"]);
     ok(&second);
     let v = vertices(&second);
     let steps: Vec<_> = v

@@ -4,18 +4,12 @@
 //! The build environment is a bootstrap root filesystem (Debian's static busybox), so no
 //! repository is needed.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn melange2() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_melange2"))
-}
+mod common;
 
-fn daemon() -> String {
-    std::env::var("BUILDKIT_HOST")
-        .expect("BUILDKIT_HOST is not set: run with `make test`, which starts buildkitd")
-}
+use common::{daemon, melange2, snapshot};
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -62,23 +56,6 @@ fn build(f: &Fixture, recipe: &Path, out: &Path, extra: &[&str]) -> Output {
         .current_dir(f.dir.path())
         .output()
         .unwrap()
-}
-
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p.clone());
-                out.insert(p, Vec::new());
-            } else {
-                out.insert(p.clone(), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
 }
 
 const BAD: &str = "mkdir -p ${{targets.destdir}}/bin ${{targets.destdir}}/usr/bin\necho '#!/bin/sh' > ${{targets.destdir}}/bin/old-place\necho '#!/bin/sh' > ${{targets.destdir}}/usr/bin/tool\nchmod 755 ${{targets.destdir}}/bin/old-place ${{targets.destdir}}/usr/bin/tool";

@@ -73,3 +73,81 @@ pub fn extract(apk: &Path, parent: &Path) -> PathBuf {
         .unwrap();
     dir
 }
+
+/// Every file and directory under an out-dir with its bytes, except the build logs
+/// (`logs/`), which a failed build writes on purpose.
+pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p == dir.join("logs") {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p.clone());
+                out.insert(p, Vec::new());
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// A signed repository (busybox, plus `extra` packages with a `usr/` directory) and a
+/// signing key for the packages a test builds.
+pub struct SignedRepo {
+    /// The repository directory.
+    pub repo: PathBuf,
+    /// Its public key.
+    pub pubkey: PathBuf,
+    /// `melange.rsa` for the packages built (its `.pub` beside it).
+    pub signing_key: PathBuf,
+}
+
+/// Write a [`SignedRepo`] into `dir`; `extra` are (name, full version) of empty packages.
+pub fn signed_repo(dir: &Path, extra: &[(&str, &str)]) -> SignedRepo {
+    let repo_key = melange2_apk::generate_key(2048, "repo.rsa").unwrap();
+    let pubkey = dir.join("repo.rsa.pub");
+    std::fs::write(&pubkey, repo_key.public_key_pem().unwrap()).unwrap();
+    let mut repo = RepoBuilder::new(dir.join("repo")).signer(repo_key);
+    add_busybox(&mut repo);
+    for (name, version) in extra {
+        let mut t = PackageTree::new();
+        t.add_dir("usr", 0o755).unwrap();
+        repo.add(&PkgInfo::new(*name, *version, "x86_64"), &t)
+            .unwrap();
+    }
+    repo.finish().unwrap();
+    let signing_key = dir.join("melange.rsa");
+    let o = melange2()
+        .args(["keygen", "--key-size", "2048"])
+        .arg(&signing_key)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    SignedRepo {
+        repo: dir.join("repo"),
+        pubkey,
+        signing_key,
+    }
+}
+
+/// Every `.apk` and the index of `<out>/x86_64`, with their bytes.
+pub fn apks(out: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut m = BTreeMap::new();
+    if let Ok(rd) = std::fs::read_dir(out.join("x86_64")) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".apk") || name == "APKINDEX.tar.gz" {
+                m.insert(name, std::fs::read(e.path()).unwrap());
+            }
+        }
+    }
+    m
+}
