@@ -32,6 +32,7 @@ bench: build
 	@scripts/with-buildkit.sh $(CARGO) bench --locked --workspace
 	@scripts/with-buildkit.sh bench/build.sh
 	@scripts/with-buildkit.sh bench/graph.sh
+	@scripts/with-buildkit.sh bench/pool.sh
 
 stop:
 	@scripts/buildkit.sh stop

@@ -17,63 +17,18 @@ demo=.state/demo
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 NONCE=0
-load() { cut -d' ' -f1-3 /proc/loadavg; }
-echo "machine: $(nproc) cores, load $(load)"
-
+source bench/lib.sh
 build() { # out-dir, then build args
   local out=$1
   shift
   "$bin" build "$@" -r "$demo/repo" -k "$demo/melange.rsa.pub" --signing-key "$demo/melange.rsa" \
     --out-dir "$out" --apk-cache-dir "$work/apk-cache" --progress quiet
 }
-seconds() { # command... → wall seconds
-  local t0 t1
-  t0=$(date +%s%N)
-  "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
-  t1=$(date +%s%N)
-  echo $(((t1 - t0) / 1000)) | awk '{ printf "%.4f\n", $1 / 1e6 }'
-}
-median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-
 # 1. one small recipe
 build "$work/hello-out" examples/hello/melange.yaml >/dev/null 2>&1
 one=$(for _ in $(seq 21); do seconds build "$work/hello-out" examples/hello/melange.yaml; done | median)
 printf '1. no-op re-run, one recipe (median of 21): %.1f ms (target <= 25 ms)\n' \
   "$(awk -v s="$one" 'BEGIN { print s * 1000 }')"
-
-# A recipe: name, sleep seconds, needs...
-recipe() {
-  local name=$1 sleep=$2
-  shift 2
-  printf 'package:\n  name: %s\n  version: 1.0.0\n  epoch: 0\n  description: %s\n' "$name" "$name"
-  printf '  copyright:\n    - license: MIT\nenvironment:\n  contents:\n    packages:\n      - busybox\n'
-  for n in "$@"; do printf '      - %s\n' "$n"; done
-  printf 'pipeline:\n  - name: work\n    runs: |\n'
-  # a fresh sleep graph must not come from BuildKit's cache
-  [ "$sleep" = 0 ] || printf '      : run %s\n      sleep %s\n' "$NONCE" "$sleep"
-  printf '      mkdir -p ${{targets.destdir}}/usr/share/%s\n' "$name"
-  printf '      echo %s > ${{targets.destdir}}/usr/share/%s/id\n' "$name" "$name"
-}
-
-# Deterministic pseudo-random needs: node i needs up to two of the nodes before it.
-gen_tree() { # dir, count, sleep mode (0: no sleep; 1: 2..6 s) → writes DIR and DIR.deps
-  local dir=$1 count=$2 mode=$3 seed=7 i
-  mkdir -p "$dir"
-  : >"$dir.deps"
-  for i in $(seq 1 "$count"); do
-    local needs=() s=0 k
-    for k in 1 2; do
-      seed=$(((seed * 1103515245 + 12345) % 2147483648))
-      if [ "$i" -gt 1 ] && [ $((seed % 3)) -ne 0 ]; then
-        needs+=("p$(((seed / 7) % (i - 1) + 1))")
-      fi
-    done
-    [ "$mode" = 0 ] || s=$((2 + (i * 7) % 5))
-    mapfile -t needs < <(printf '%s\n' "${needs[@]}" | sort -u | sed '/^$/d')
-    recipe "p$i" "$s" "${needs[@]}" >"$dir/p$i.yaml"
-    echo "p$i $s ${needs[*]}" >>"$dir.deps"
-  done
-}
 
 # 2. a 500-recipe tree, built once, then re-run
 tree500=.state/bench-tree500
@@ -89,8 +44,7 @@ printf '2. no-op re-run, 500 recipes (median of 5): %.2f s (target <= 2 s)\n' "$
 # 3. a 30-recipe graph of sleeps
 NONCE=$(date +%s%N)
 gen_tree "$work/sleep" 30 1
-critical=$(awk '{ best = 0; for (i = 3; i <= NF; i++) if (cp[$i] > best) best = cp[$i];
-  cp[$1] = best + $2; if (cp[$1] > max) max = cp[$1] } END { print max }' "$work/sleep.deps")
+critical=$(critical_path "$work/sleep.deps")
 echo "   (30-recipe sleep graph; load $(load))" >&2
 wall=$(seconds build "$work/sleep-out" "$work/sleep" --jobs 4)
 printf '3. 30-recipe sleep graph, --jobs 4: wall %.1f s, critical path %d s, ratio %.3f (target <= 1.15)\n' \

@@ -551,3 +551,58 @@ pub(crate) fn load_builders(path: &std::path::Path) -> Result<Vec<DaemonSpec>, S
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("builders.yaml");
+        std::fs::write(&p, text).unwrap();
+        (d, p)
+    }
+
+    #[test]
+    fn builders_files_list_daemons() {
+        let (d, p) = write(
+            "- address: tcp://127.0.0.1:1234\n  tls: {ca: ca.pem, server-name: bk}\n  \
+             max-jobs: 3\n  labels: {zone: a}\n- address: unix:///run/b.sock\n",
+        );
+        let specs = load_builders(&p).unwrap();
+        assert_eq!(specs.len(), 2);
+        assert_eq!(specs[0].max_jobs, 3);
+        assert_eq!(specs[0].tls.ca, Some(d.path().join("ca.pem")));
+        assert_eq!(specs[0].labels["zone"], "a");
+        assert_eq!(specs[1].address.as_deref(), Some("unix:///run/b.sock"));
+        let (_d, p) = write("builders:\n  - address: unix:///run/c.sock\n");
+        assert_eq!(load_builders(&p).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn bad_builders_files_are_clear_errors() {
+        for (text, want) in [
+            ("- address: unix:///a\n  maxjobs: 2\n", "maxjobs"),
+            ("- address: ftp://x\n", "daemon 1"),
+            ("- address: unix:///a\n  max-jobs: 0\n", "at least 1"),
+            ("[]\n", "no daemon"),
+        ] {
+            let (_d, p) = write(text);
+            let e = load_builders(&p).unwrap_err();
+            assert!(e.contains("builders.yaml") && e.contains(want), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn compatible_modes_are_native() {
+        let p = |s: &str| melange2_buildkit::llb::Platform::parse(s).unwrap();
+        let w = melange2_buildkit::WorkerInfo {
+            id: "w".into(),
+            platforms: vec![p("linux/amd64"), p("linux/386"), p("linux/arm64")],
+            labels: Default::default(),
+        };
+        let (native, emulated) = architectures(&[w]);
+        assert_eq!(native, BTreeSet::from(["x86".to_string(), "x86_64".to_string()]));
+        assert_eq!(emulated, BTreeSet::from(["aarch64".to_string()]));
+    }
+}
