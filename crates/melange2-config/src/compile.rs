@@ -7,12 +7,25 @@ use std::sync::Arc;
 
 use crate::arch::{Arch, targets_arch};
 use crate::cond;
-use crate::error::{At, Error, Result, Source, suggest};
+use crate::error::{At, Diagnostic, Error, Problems, Result, Source, suggest};
 use crate::model::{self, Configuration, Pipeline};
 use crate::parse::{Config, apply_var_transforms};
 use crate::pipelines::{LoadedPipeline, LookupError, PipelineRegistry};
 use crate::plan::*;
 use crate::subst::{self, Mode};
+
+/// What [`compile`] refuses beyond what loading a file refuses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Strictness {
+    /// As `melange build`: a file melange loads but refuses to build is refused too. Today
+    /// that is a `package.version` that is not an APK version (melange builds fail with
+    /// "unable to parse version"). The default, and what the build uses.
+    #[default]
+    Build,
+    /// As melange loading a file (`melange compile`, `melange query`): only what melange
+    /// refuses when it loads a file is refused.
+    Load,
+}
 
 /// Options of one compilation.
 #[derive(Debug, Clone)]
@@ -23,17 +36,36 @@ pub struct CompileOptions {
     pub build_options: Vec<String>,
     /// libc flavour of `${{host.triplet.*}}` (`gnu` unless told otherwise).
     pub libc: String,
+    /// What is refused ([`Strictness::Build`] unless told otherwise).
+    pub strictness: Strictness,
 }
 
 impl CompileOptions {
-    /// Defaults for `arch`: no build option, `gnu` flavour.
+    /// Defaults for `arch`: no build option, `gnu` flavour, build strictness.
     pub fn new(arch: Arch) -> Self {
         CompileOptions {
             arch,
             build_options: Vec::new(),
             libc: "gnu".to_string(),
+            strictness: Strictness::Build,
         }
     }
+}
+
+/// The check melange makes when it starts a build, not when it loads a file:
+/// `package.version` must be an APK version (without `-r`).
+pub(crate) fn check_version(config: &Config) -> Result<()> {
+    let v = &config.configuration.package.version;
+    if v.is_empty() || crate::version::is_valid_version(v) {
+        return Ok(());
+    }
+    Err(config.source.error(
+        "package.version",
+        At::Value,
+        format!(
+            "invalid version {v:?}: must be an APK version without release (e.g. 1.2.3, 1.2_rc1); use var-transforms for upstream spellings (the file can be compiled and queried, as melange loads it, but not built)"
+        ),
+    ))
 }
 
 const MAX_DEPTH: usize = 64;
@@ -45,6 +77,9 @@ pub fn compile(
     opts: &CompileOptions,
 ) -> Result<Plan> {
     let src = &config.source;
+    if opts.strictness == Strictness::Build {
+        check_version(config)?;
+    }
 
     // Build options: their vars are merged before the parse phase runs (so that every
     // `${{vars.X}}` sees them), their package lists are edited afterwards.
@@ -94,7 +129,11 @@ pub fn compile(
     let mut env_base = cfg.environment.environment.clone();
     env_base.insert("PATH".to_string(), STEP_PATH.to_string());
 
-    let mut c = Compiler { reg: registry };
+    let mut c = Compiler {
+        reg: registry,
+        recipe: src.name.to_string(),
+        problems: Problems::default(),
+    };
 
     // Main pipeline.
     let mut build_needs = Vec::new();
@@ -105,10 +144,19 @@ pub fn compile(
         &base,
         &env_base,
         &mut build_needs,
-    )?;
+    );
 
     // Subpackages.
-    let main_info = package_info(cfg, src)?;
+    let main_info = match package_info(cfg, src) {
+        Ok(i) => i,
+        Err(e) => {
+            c.problems.push(e);
+            return Err(c
+                .problems
+                .into_result()
+                .expect_err("a problem was recorded"));
+        }
+    };
     let mut subpackages = Vec::new();
     for (i, sp) in cfg.subpackages.iter().enumerate() {
         let spath = config.sub_path(i);
@@ -121,15 +169,18 @@ pub fn compile(
         let active = if sp.if_.is_empty() {
             true
         } else {
-            let c = subst::substitute(&sp.if_, Mode::Quote, |k| m.get(k).map(String::as_str))
-                .map_err(|n| undefined(src, &format!("{spath}.if"), &n))?;
-            cond::evaluate(&c).map_err(|e| {
-                src.error(
-                    &format!("{spath}.if"),
-                    At::Value,
-                    format!("invalid condition: {e}"),
-                )
-            })?
+            let r = subst::substitute(&sp.if_, Mode::Quote, |k| m.get(k).map(String::as_str))
+                .map_err(|n| undefined(src, &format!("{spath}.if"), &n))
+                .and_then(|c| {
+                    cond::evaluate(&c).map_err(|e| {
+                        src.error(
+                            &format!("{spath}.if"),
+                            At::Value,
+                            format!("invalid condition: {e}"),
+                        )
+                    })
+                });
+            c.problems.check(r).unwrap_or(false)
         };
         // melange gathers the needs of every subpackage pipeline, even of dropped ones.
         let steps = c.compile_list(
@@ -139,25 +190,28 @@ pub fn compile(
             &m,
             &env_base,
             &mut build_needs,
-        )?;
-        let test = match &sp.test {
-            Some(t) => Some(c.compile_test(src, &format!("{spath}.test"), t, &m, &sp.name)?),
-            None => None,
-        };
+        );
+        let test = sp
+            .test
+            .as_ref()
+            .map(|t| c.compile_test(src, &format!("{spath}.test"), t, &m, &sp.name));
         if !active {
             continue;
         }
-        subpackages.push(SubpackagePlan {
-            package: sub_info(&main_info, sp, src, &spath)?,
-            pipeline: steps,
-            test,
-        });
+        if let Some(package) = c.problems.check(sub_info(&main_info, sp, src, &spath)) {
+            subpackages.push(SubpackagePlan {
+                package,
+                pipeline: steps,
+                test,
+            });
+        }
     }
 
-    let test = match &cfg.test {
-        Some(t) => Some(c.compile_test(src, "test", t, &base, &cfg.package.name)?),
-        None => None,
-    };
+    let test = cfg
+        .test
+        .as_ref()
+        .map(|t| c.compile_test(src, "test", t, &base, &cfg.package.name));
+    c.problems.into_result()?;
 
     let mut packages = cfg.environment.contents.packages.clone();
     packages.extend(build_needs);
@@ -462,6 +516,10 @@ impl FieldAt<'_> {
 
 struct Compiler<'r> {
     reg: &'r PipelineRegistry,
+    /// Name of the build file being compiled.
+    recipe: String,
+    /// Every problem found so far (compilation goes on with the next step).
+    problems: Problems,
 }
 
 /// Inputs visible in a scope: `inputs.NAME` → value.
@@ -498,6 +556,7 @@ fn collect_needs(steps: &[Step], out: &mut Vec<String>) {
 }
 
 impl Compiler<'_> {
+    /// Compile a list of steps; a step that fails is recorded in `problems` and left out.
     fn compile_list(
         &mut self,
         src: &Source,
@@ -506,17 +565,18 @@ impl Compiler<'_> {
         map: &HashMap<String, String>,
         env: &BTreeMap<String, String>,
         needs: &mut Vec<String>,
-    ) -> Result<Vec<Step>> {
+    ) -> Vec<Step> {
         let inputs = Inputs::new();
         let mut out = Vec::with_capacity(steps.len());
         for (i, s) in steps.iter().enumerate() {
             let path = format!("{base}[{i}]");
-            if let Some(step) = self.compile_step(src, &path, s, map, &inputs, "", env, 0)? {
+            let r = self.compile_step(src, &path, s, map, &inputs, "", env, 0);
+            if let Some(Some(step)) = self.problems.check(r) {
                 out.push(step);
             }
         }
         collect_needs(&out, needs);
-        Ok(out)
+        out
     }
 
     fn compile_test(
@@ -526,7 +586,7 @@ impl Compiler<'_> {
         t: &model::Test,
         map: &HashMap<String, String>,
         under_test: &str,
-    ) -> Result<TestPlan> {
+    ) -> TestPlan {
         let mut env = t.environment.environment.clone();
         env.insert("PATH".to_string(), STEP_PATH.to_string());
         let mut needs = Vec::new();
@@ -537,18 +597,49 @@ impl Compiler<'_> {
             map,
             &env,
             &mut needs,
-        )?;
+        );
         let mut packages = t.environment.contents.packages.clone();
         packages.extend(needs);
         packages.push(under_test.to_string());
-        Ok(TestPlan {
+        TestPlan {
             environment: environment_of(&t.environment, packages),
             pipeline,
-        })
+        }
+    }
+
+    /// Compile one step. A problem inside a pipeline file that a step of the build file
+    /// uses is reported at that step, with the pipeline file's own diagnostic as its cause.
+    #[allow(clippy::too_many_arguments)]
+    fn compile_step(
+        &mut self,
+        src: &Source,
+        path: &str,
+        step: &Pipeline,
+        map: &HashMap<String, String>,
+        parent_inputs: &Inputs,
+        parent_workdir: &str,
+        parent_env: &BTreeMap<String, String>,
+        depth: usize,
+    ) -> Result<Option<Step>> {
+        let r = self.compile_step_inner(
+            src,
+            path,
+            step,
+            map,
+            parent_inputs,
+            parent_workdir,
+            parent_env,
+            depth,
+        );
+        let uses_file = !step.uses.is_empty() && step.pipeline.is_empty();
+        match r {
+            Err(e) if uses_file && *src.name == *self.recipe => Err(used_by(src, path, step, e)),
+            r => r,
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn compile_step(
+    fn compile_step_inner(
         &mut self,
         src: &Source,
         path: &str,
@@ -791,6 +882,43 @@ impl Compiler<'_> {
             }
             Err(LookupError::Invalid(e)) => Err(e),
         }
+    }
+}
+
+/// An error met while expanding `uses:` of the build file's step at `path`: every
+/// diagnostic that points into another file (the pipeline file, or one it uses) is
+/// reported at the step, with the pipeline file's diagnostic as its cause; so is an
+/// unreadable pipeline file.
+fn used_by(src: &Source, path: &str, step: &Pipeline, e: Error) -> Error {
+    let at_step = |cause: Option<Box<Diagnostic>>, extra: &str| -> Diagnostic {
+        let msg = format!("uses: {}{extra}", step.uses);
+        match src.error(&format!("{path}.uses"), At::Value, msg) {
+            Error::Config(d) => Diagnostic {
+                path: path.to_string(),
+                cause,
+                ..*d
+            },
+            _ => unreachable!("Source::error gives a diagnostic"),
+        }
+    };
+    match e {
+        Error::Io { path: p, source } => Error::Config(Box::new(at_step(
+            None,
+            &format!(": {}: {source}", p.display()),
+        ))),
+        Error::Config(_) | Error::Multiple(_) => Error::from_diagnostics(
+            e.diagnostics()
+                .iter()
+                .map(|d| {
+                    if d.file == *src.name {
+                        d.clone()
+                    } else {
+                        at_step(Some(Box::new(d.clone())), "")
+                    }
+                })
+                .collect(),
+        ),
+        other => other,
     }
 }
 

@@ -21,19 +21,51 @@ pub struct Diagnostic {
     pub message: String,
     /// Closest valid alternative, when one is near enough.
     pub suggestion: Option<String>,
+    /// The problem inside another file this one refers to: a `uses:` step of a build file
+    /// whose pipeline file is broken points here at the step, and at the pipeline file's
+    /// own diagnostic in `cause`.
+    pub cause: Option<Box<Diagnostic>>,
+}
+
+impl Diagnostic {
+    /// The innermost diagnostic (the one without a `cause`).
+    pub fn root_cause(&self) -> &Diagnostic {
+        let mut d = self;
+        while let Some(c) = &d.cause {
+            d = c;
+        }
+        d
+    }
+
+    /// The message with its suggestion and cause, without the position (`FIELD.PATH:
+    /// message`), as `lint-config` prints it after its own position.
+    pub fn detail(&self) -> String {
+        let mut out = String::new();
+        if !self.path.is_empty() {
+            out.push_str(&self.path);
+            out.push_str(": ");
+        }
+        out.push_str(&self.message);
+        if let Some(s) = &self.suggestion {
+            out.push_str(&format!(" (did you mean {s:?}?)"));
+        }
+        if let Some(c) = &self.cause {
+            out.push_str(&format!(": {c}"));
+        }
+        out
+    }
 }
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
-        if !self.path.is_empty() {
-            write!(f, "{}: ", self.path)?;
-        }
-        f.write_str(&self.message)?;
-        if let Some(s) = &self.suggestion {
-            write!(f, " (did you mean {s:?}?)")?;
-        }
-        Ok(())
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file,
+            self.line,
+            self.column,
+            self.detail()
+        )
     }
 }
 
@@ -43,6 +75,10 @@ pub enum Error {
     /// Invalid content in a build or pipeline file.
     #[error("{0}")]
     Config(Box<Diagnostic>),
+    /// Several problems at once (every one found in a file), sorted by file and position;
+    /// printed one per line.
+    #[error("{}", join_lines(.0))]
+    Multiple(Vec<Diagnostic>),
     /// A file could not be read.
     #[error("{}: {source}", path.display())]
     Io {
@@ -56,12 +92,93 @@ pub enum Error {
     Usage(String),
 }
 
+fn join_lines(v: &[Diagnostic]) -> String {
+    v.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 impl Error {
-    /// The diagnostic, when this error points into a file.
+    /// The (first) diagnostic, when this error points into a file.
     pub fn diagnostic(&self) -> Option<&Diagnostic> {
+        self.diagnostics().first()
+    }
+
+    /// Every diagnostic of this error (empty for I/O and usage errors).
+    pub fn diagnostics(&self) -> &[Diagnostic] {
         match self {
-            Error::Config(d) => Some(d),
-            _ => None,
+            Error::Config(d) => std::slice::from_ref(d),
+            Error::Multiple(v) => v,
+            _ => &[],
+        }
+    }
+
+    /// One error for a list of diagnostics: sorted by file and position, duplicates
+    /// dropped. The list must not be empty.
+    pub(crate) fn from_diagnostics(mut v: Vec<Diagnostic>) -> Error {
+        v.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+        v.dedup();
+        if v.len() == 1 {
+            Error::Config(Box::new(v.remove(0)))
+        } else {
+            Error::Multiple(v)
+        }
+    }
+}
+
+/// Gathers every problem of a pass instead of stopping at the first.
+#[derive(Debug, Default)]
+pub(crate) struct Problems {
+    diags: Vec<Diagnostic>,
+    /// An error that is not about a position in a file (I/O, usage): it wins.
+    other: Option<Error>,
+}
+
+impl Problems {
+    /// Record an error.
+    pub fn push(&mut self, e: Error) {
+        match e {
+            Error::Config(d) => self.diags.push(*d),
+            Error::Multiple(v) => self.diags.extend(v),
+            other => {
+                if self.other.is_none() {
+                    self.other = Some(other);
+                }
+            }
+        }
+    }
+
+    /// Record the error of `r`, if any, and give its value otherwise.
+    pub fn check<T>(&mut self, r: Result<T>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.push(e);
+                None
+            }
+        }
+    }
+
+    /// Record diagnostics.
+    pub fn extend(&mut self, v: impl IntoIterator<Item = Diagnostic>) {
+        self.diags.extend(v);
+    }
+
+    /// Keep only the diagnostics `keep` accepts.
+    pub fn retain(&mut self, keep: impl FnMut(&Diagnostic) -> bool) {
+        self.diags.retain(keep);
+    }
+
+    /// `Ok(())` when nothing was recorded, else every problem as one error.
+    pub fn into_result(self) -> Result<()> {
+        if let Some(e) = self.other {
+            return Err(e);
+        }
+        if self.diags.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::from_diagnostics(self.diags))
         }
     }
 }
@@ -114,11 +231,17 @@ impl Source {
             path: path.to_string(),
             message: message.into(),
             suggestion,
+            cause: None,
         }))
     }
 
     /// Convert a serde_norway decoding error (unknown key, wrong type, YAML syntax).
     pub fn yaml_error(&self, e: &serde_norway::Error) -> Error {
+        Error::Config(Box::new(self.yaml_problem(e).0))
+    }
+
+    /// A serde_norway decoding error as a diagnostic, and what kind of problem it is.
+    pub fn yaml_problem(&self, e: &serde_norway::Error) -> (Diagnostic, Problem) {
         let (line, column) = e
             .location()
             .map(|l| (l.line(), l.column()))
@@ -143,8 +266,29 @@ impl Source {
             (line, column) = locate::position(&self.text, &path, At::Value);
             rest = m.to_string();
         }
+        let mut problem = Problem::Other;
+        if let Some(field) = rest
+            .strip_prefix("duplicate field `")
+            .and_then(|r| r.strip_suffix('`'))
+        {
+            let field = field.to_string();
+            problem = Problem::Duplicate {
+                parent: path.clone(),
+                key: field.clone(),
+            };
+            path = if path.is_empty() {
+                field.clone()
+            } else {
+                format!("{path}.{field}")
+            };
+            rest = format!("duplicate key {field:?}");
+        }
         if let Some((field, expected)) = parse_unknown_field(&rest) {
             suggestion = suggest(&field, expected.iter().map(String::as_str));
+            problem = Problem::UnknownKey {
+                parent: path.clone(),
+                key: field.clone(),
+            };
             path = if path.is_empty() {
                 field.clone()
             } else {
@@ -165,15 +309,28 @@ impl Source {
         if e.location().is_none() && (line, column) == (1, 1) && !path.is_empty() {
             (line, column) = locate::position(&self.text, &path, At::Value);
         }
-        Error::Config(Box::new(Diagnostic {
+        let d = Diagnostic {
             file: self.name.to_string(),
             line,
             column,
             path,
             message: rest,
             suggestion,
-        }))
+            cause: None,
+        };
+        (d, problem)
     }
+}
+
+/// What a decoding error is about (see [`Source::yaml_problem`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Problem {
+    /// A key the mapping at `parent` does not know.
+    UnknownKey { parent: String, key: String },
+    /// A key given twice in the mapping at `parent`.
+    Duplicate { parent: String, key: String },
+    /// Anything else (the diagnostic's path names the value, when known).
+    Other,
 }
 
 /// Remove serde_norway's " at line N column M" (anywhere in the message).

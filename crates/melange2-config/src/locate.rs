@@ -21,6 +21,19 @@ impl MarkedEventReceiver for Collect {
 /// Position of `path` in `text`: of its key for [`At::Key`], of its value for [`At::Value`].
 /// Falls back to the nearest enclosing element that exists, then to 1:1.
 pub(crate) fn position(text: &str, path: &str, at: At) -> (usize, usize) {
+    walk(text, path, at).1
+}
+
+/// Position of `path` in `text`, only when every element of the path exists.
+pub(crate) fn find(text: &str, path: &str, at: At) -> Option<(usize, usize)> {
+    match walk(text, path, at) {
+        (true, pos) => Some(pos),
+        (false, _) => None,
+    }
+}
+
+/// (whether the whole path was found, position of the deepest element found).
+fn walk(text: &str, path: &str, at: At) -> (bool, (usize, usize)) {
     let mut c = Collect::default();
     let mut parser = Parser::new_from_str(text);
     // A syntax error still leaves the events up to it; use what we have.
@@ -38,7 +51,7 @@ pub(crate) fn position(text: &str, path: &str, at: At) -> (usize, usize) {
         i += 1;
     }
     if i >= evs.len() {
-        return best;
+        return (segs.is_empty(), best);
     }
     let mut node = i;
     for seg in &segs {
@@ -68,7 +81,7 @@ pub(crate) fn position(text: &str, path: &str, at: At) -> (usize, usize) {
                         key_mark = Some(evs[k_at].1);
                         node = v_at;
                     }
-                    None => return best,
+                    None => return (false, best),
                 }
             }
             (Event::SequenceStart(..), Seg::Index(n)) => {
@@ -88,10 +101,10 @@ pub(crate) fn position(text: &str, path: &str, at: At) -> (usize, usize) {
                         key_mark = None;
                         node = v;
                     }
-                    None => return best,
+                    None => return (false, best),
                 }
             }
-            _ => return best,
+            _ => return (false, best),
         }
         let m = match (at, key_mark) {
             (At::Key, Some(k)) => k,
@@ -105,7 +118,7 @@ pub(crate) fn position(text: &str, path: &str, at: At) -> (usize, usize) {
         // When pointing at the value of a block mapping/sequence, yaml-rust2 marks the
         // first inner token; that is still the right place to look.
     }
-    best
+    (true, best)
 }
 
 /// Index of the event following the node that starts at `i`.
@@ -134,14 +147,14 @@ fn skip(evs: &[(Event, Marker)], i: usize) -> usize {
 }
 
 #[derive(Debug, PartialEq)]
-enum Seg {
+pub(crate) enum Seg {
     Key(String),
     Index(usize),
 }
 
 /// `a.b[2].c` → [Key a, Key b, Index 2, Key c]. Keys may contain dots when they exist
 /// as such in the file; the walker only needs the common cases.
-fn split_path(path: &str) -> Vec<Seg> {
+pub(crate) fn split_path(path: &str) -> Vec<Seg> {
     let mut out = Vec::new();
     for part in path.split('.') {
         if part.is_empty() {
@@ -182,5 +195,7 @@ mod tests {
         assert_eq!(position(Y, "pipeline[1].runs", At::Key), (8, 5));
         // Missing leaf: nearest ancestor.
         assert_eq!(position(Y, "pipeline[0].with.nope", At::Key), (6, 5));
+        assert_eq!(find(Y, "pipeline[0].with.nope", At::Key), None);
+        assert_eq!(find(Y, "package.name", At::Key), Some((2, 3)));
     }
 }

@@ -1,6 +1,7 @@
 //! Typed representation of a melange build file, decoded strictly.
 //!
-//! Every struct rejects unknown keys. String fields keep the literal YAML text of scalars
+//! Every struct rejects unknown keys (pipeline files, which share [`Pipeline`], are read
+//! leniently by the registry, which skips the keys these structs do not know). String fields keep the literal YAML text of scalars
 //! (`3.10` stays `"3.10"`); a YAML null (`~`, `null` or an empty value) decodes to the
 //! empty string / empty collection, as Go's decoder leaves the zero value.
 

@@ -8,7 +8,8 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
-use crate::error::{At, Error, Result, Source, suggest};
+use crate::decode::{self, UnknownKeys};
+use crate::error::{At, Error, Problems, Result, Source, suggest};
 use crate::model::*;
 use crate::subst;
 
@@ -58,44 +59,36 @@ pub fn load_file(path: &Path, opts: &ParseOptions) -> Result<Config> {
     parse_str(&path.display().to_string(), &text, opts)
 }
 
-/// Decode the text strictly, without any substitution (used by `lint-config`).
+/// Decode the text strictly, without any substitution: every problem of the file is
+/// reported, not only the first.
 pub(crate) fn decode(source: &Source) -> Result<Configuration> {
-    if source.text.contains("<<:") {
-        // YAML merge keys (`<<: *anchor`), which Go's decoder applies: go through a
-        // generic value. Positions of later errors are recovered from the field path.
-        let mut v: serde_norway::Value =
-            serde_norway::from_str(&source.text).map_err(|e| source.yaml_error(&e))?;
-        v.apply_merge().map_err(|e| source.yaml_error(&e))?;
-        return serde_norway::from_value::<Configuration>(v.clone()).map_err(|e| {
-            // `from_value` errors carry no path: decode the merged document as text to get
-            // one, then point into the original file.
-            let merged = serde_norway::to_string(&v).unwrap_or_default();
-            let msrc = Source::new(source.name.clone(), merged);
-            match serde_norway::from_str::<Configuration>(&msrc.text) {
-                Err(e2) => match msrc.yaml_error(&e2) {
-                    Error::Config(mut d) => {
-                        let at = if d.message.starts_with("unknown key") {
-                            At::Key
-                        } else {
-                            At::Value
-                        };
-                        (d.line, d.column) = crate::locate::position(&source.text, &d.path, at);
-                        Error::Config(d)
-                    }
-                    other => other,
-                },
-                Ok(_) => source.yaml_error(&e),
-            }
-        });
+    let d = decode::decode::<Configuration>(source, UnknownKeys::Error)?;
+    if d.errors.is_empty() {
+        Ok(d.value)
+    } else {
+        Err(Error::from_diagnostics(d.errors))
     }
-    serde_norway::from_str::<Configuration>(&source.text).map_err(|e| source.yaml_error(&e))
 }
 
 /// Parse a build file given as text. `name` is used in error messages.
+///
+/// Every problem the file has is reported at once (unknown keys, wrong types, invalid
+/// values, undefined ranges and variables, …): decoding goes on after an error without the
+/// offending node, and the checks that follow skip what could not be decoded.
 pub fn parse_str(name: &str, text: &str, opts: &ParseOptions) -> Result<Config> {
     let source = Source::new(name, text);
-    let cfg = decode_with_side_inputs(&source, opts)?;
-    let mut c = finish(cfg, source)?;
+    let decode::Decoded {
+        value,
+        errors,
+        pruned,
+        ..
+    } = decode::decode::<Configuration>(&source, UnknownKeys::Error)?;
+    let cfg = apply_side_inputs(value, opts)?;
+    let (mut c, mut problems) = finish_all(cfg, source);
+    // A value that could not be decoded has its default now: say nothing more about it.
+    problems.retain(|d| !decode::is_pruned(&pruned, &d.path));
+    problems.extend(errors);
+    problems.into_result()?;
     c.parse_options = opts.clone();
     Ok(c)
 }
@@ -105,8 +98,11 @@ pub(crate) fn decode_with_side_inputs(
     source: &Source,
     opts: &ParseOptions,
 ) -> Result<Configuration> {
-    let mut cfg = decode(source)?;
+    apply_side_inputs(decode(source)?, opts)
+}
 
+/// Apply `--vars-file` / `--env-file` to a decoded file.
+fn apply_side_inputs(mut cfg: Configuration, opts: &ParseOptions) -> Result<Configuration> {
     if let Some(vf) = &opts.vars_file {
         let t = std::fs::read_to_string(vf).map_err(|e| Error::Io {
             path: vf.clone(),
@@ -136,25 +132,39 @@ pub(crate) fn decode_with_side_inputs(
 
 /// Everything after decoding and side inputs: validation, parse-phase substitution,
 /// range expansion, the strict pass and injected defaults.
-pub(crate) fn finish(mut cfg: Configuration, source: Source) -> Result<Config> {
+pub(crate) fn finish(cfg: Configuration, source: Source) -> Result<Config> {
+    let (c, problems) = finish_all(cfg, source);
+    problems.into_result()?;
+    Ok(c)
+}
+
+/// [`finish`], going on after problems: the configuration and every problem found.
+fn finish_all(mut cfg: Configuration, source: Source) -> (Config, Problems) {
+    let mut problems = Problems::default();
     // Validate step shapes before substitution so positions match the file.
-    validate_steps(&source, "pipeline", &cfg.pipeline)?;
+    validate_steps(&source, "pipeline", &cfg.pipeline, &mut problems);
     for (i, sp) in cfg.subpackages.iter().enumerate() {
-        validate_steps(&source, &format!("subpackages[{i}].pipeline"), &sp.pipeline)?;
+        validate_steps(
+            &source,
+            &format!("subpackages[{i}].pipeline"),
+            &sp.pipeline,
+            &mut problems,
+        );
         if let Some(t) = &sp.test {
             validate_steps(
                 &source,
                 &format!("subpackages[{i}].test.pipeline"),
                 &t.pipeline,
-            )?;
+                &mut problems,
+            );
         }
     }
     if let Some(t) = &cfg.test {
-        validate_steps(&source, "test.pipeline", &t.pipeline)?;
+        validate_steps(&source, "test.pipeline", &t.pipeline, &mut problems);
     }
     for (i, vt) in cfg.var_transforms.iter().enumerate() {
         if let Err(e) = Regex::new(&vt.match_) {
-            return Err(source.error(
+            problems.push(source.error(
                 &format!("var-transforms[{i}].match"),
                 At::Value,
                 format!(
@@ -165,7 +175,7 @@ pub(crate) fn finish(mut cfg: Configuration, source: Source) -> Result<Config> {
             ));
         }
         if vt.to.is_empty() {
-            return Err(source.error(
+            problems.push(source.error(
                 &format!("var-transforms[{i}]"),
                 At::Value,
                 "`to` is required",
@@ -204,12 +214,13 @@ pub(crate) fn finish(mut cfg: Configuration, source: Source) -> Result<Config> {
             continue;
         }
         let Some(items) = data.get(sp.range.as_str()) else {
-            return Err(source.error_suggest(
+            problems.push(source.error_suggest(
                 &format!("subpackages[{i}].range"),
                 At::Value,
                 format!("range {:?} is not defined in `data`", sp.range),
                 suggest(&sp.range, data.keys().copied()),
             ));
+            continue;
         };
         for (k, v) in items.iter() {
             let mut c = sp.clone();
@@ -233,10 +244,10 @@ pub(crate) fn finish(mut cfg: Configuration, source: Source) -> Result<Config> {
         sub_origin,
         parse_options: ParseOptions::default(),
     };
-    strict_pass(&mut config, &p)?;
-    validate(&config)?;
+    strict_pass(&mut config, &p, &mut problems);
+    validate(&config, &mut problems);
     inject_defaults(&mut config.configuration);
-    Ok(config)
+    (config, problems)
 }
 
 /// P = package.{name,version,epoch,description,full-version} + vars (raw) + var-transforms.
@@ -409,62 +420,65 @@ fn replace_subpackage<'a>(sp: &mut Subpackage, look: &Look<'a>) {
 
 /// The strict part of the parse phase: dependency fields and environment package lists may
 /// only use `package.*`, `vars.*` (and `range.*`, already expanded).
-fn strict_pass(config: &mut Config, p: &HashMap<String, String>) -> Result<()> {
+fn strict_pass(config: &mut Config, p: &HashMap<String, String>, problems: &mut Problems) {
     let look = |k: &str| p.get(k).map(String::as_str);
     let src = config.source.clone();
-    let strict = |s: &mut String, path: String| -> Result<()> {
-        if s.contains("${{") {
-            *s = subst::substitute(s, subst::Mode::Strict, look).map_err(|name| {
-                src.error(
-                    &path,
-                    At::Value,
-                    if name.starts_with("${{") {
-                        subst::describe_failure(&name)
-                    } else {
-                        format!(
-                            "variable \"${{{{{name}}}}}\" is not defined here (dependency and environment package lists may only use package.*, vars.* and range.*)"
-                        )
-                    },
-                )
-            })?;
+    let mut strict = |s: &mut String, path: String| {
+        if !s.contains("${{") {
+            return;
         }
-        Ok(())
+        match subst::substitute(s, subst::Mode::Strict, look) {
+            Ok(v) => *s = v,
+            Err(name) => problems.push(src.error(
+                &path,
+                At::Value,
+                if name.starts_with("${{") {
+                    subst::describe_failure(&name)
+                } else {
+                    format!(
+                        "variable \"${{{{{name}}}}}\" is not defined here (dependency and environment package lists may only use package.*, vars.* and range.*)"
+                    )
+                },
+            )),
+        }
     };
-    let deps = |d: &mut Dependencies, base: &str| -> Result<()> {
+    fn deps(d: &mut Dependencies, base: &str, strict: &mut dyn FnMut(&mut String, String)) {
         for (i, s) in d.runtime.iter_mut().enumerate() {
-            strict(s, format!("{base}.runtime[{i}]"))?;
+            strict(s, format!("{base}.runtime[{i}]"));
         }
         for (i, s) in d.provides.iter_mut().enumerate() {
-            strict(s, format!("{base}.provides[{i}]"))?;
+            strict(s, format!("{base}.provides[{i}]"));
         }
         for (i, s) in d.replaces.iter_mut().enumerate() {
-            strict(s, format!("{base}.replaces[{i}]"))?;
+            strict(s, format!("{base}.replaces[{i}]"));
         }
         strict(
             &mut d.provider_priority,
             format!("{base}.provider-priority"),
-        )?;
+        );
         strict(
             &mut d.replaces_priority,
             format!("{base}.replaces-priority"),
-        )?;
-        Ok(())
-    };
+        );
+    }
     let cfg = &mut config.configuration;
-    deps(&mut cfg.package.dependencies, "package.dependencies")?;
+    deps(
+        &mut cfg.package.dependencies,
+        "package.dependencies",
+        &mut strict,
+    );
     for (i, sp) in cfg.subpackages.iter_mut().enumerate() {
         let base = format!("subpackages[{}].dependencies", config.sub_origin[i]);
-        deps(&mut sp.dependencies, &base)?;
+        deps(&mut sp.dependencies, &base, &mut strict);
     }
     for (i, s) in cfg.environment.contents.packages.iter_mut().enumerate() {
-        strict(s, format!("environment.contents.packages[{i}]"))?;
+        strict(s, format!("environment.contents.packages[{i}]"));
     }
     if let Some(t) = &mut cfg.test {
         for (i, s) in t.environment.contents.packages.iter_mut().enumerate() {
-            strict(s, format!("test.environment.contents.packages[{i}]"))?;
+            strict(s, format!("test.environment.contents.packages[{i}]"));
         }
     }
-    Ok(())
 }
 
 fn name_re() -> &'static Regex {
@@ -478,18 +492,18 @@ fn cpe_re() -> &'static Regex {
 }
 
 /// Step rules: `with` needs `uses`; `runs` excludes `uses` and `with`.
-fn validate_steps(src: &Source, base: &str, steps: &[Pipeline]) -> Result<()> {
+fn validate_steps(src: &Source, base: &str, steps: &[Pipeline], problems: &mut Problems) {
     for (i, s) in steps.iter().enumerate() {
         let path = format!("{base}[{i}]");
         if !s.with.is_empty() && s.uses.is_empty() {
-            return Err(src.error(
+            problems.push(src.error(
                 &format!("{path}.with"),
                 At::Key,
                 "`with` is only valid together with `uses`",
             ));
         }
         if !s.runs.is_empty() && !s.uses.is_empty() {
-            return Err(src.error(
+            problems.push(src.error(
                 &format!("{path}.runs"),
                 At::Key,
                 "`runs` and `uses` are mutually exclusive",
@@ -501,9 +515,8 @@ fn validate_steps(src: &Source, base: &str, steps: &[Pipeline]) -> Result<()> {
                 src.name
             );
         }
-        validate_steps(src, &format!("{path}.pipeline"), &s.pipeline)?;
+        validate_steps(src, &format!("{path}.pipeline"), &s.pipeline, problems);
     }
-    Ok(())
 }
 
 const ALLOWED_CAPS: [&str; 5] = [
@@ -514,17 +527,17 @@ const ALLOWED_CAPS: [&str; 5] = [
     "cap_sys_admin",
 ];
 
-fn validate_setcap(src: &Source, base: &str, caps: &[Capability]) -> Result<()> {
+fn validate_setcap(src: &Source, base: &str, caps: &[Capability], problems: &mut Problems) {
     for (i, c) in caps.iter().enumerate() {
         let path = format!("{base}[{i}]");
         if c.path.is_empty() {
-            return Err(src.error(&path, At::Value, "setcap: `path` is required"));
+            problems.push(src.error(&path, At::Value, "setcap: `path` is required"));
         }
         if c.reason.trim().is_empty() {
-            return Err(src.error(&path, At::Value, "setcap: `reason` is required"));
+            problems.push(src.error(&path, At::Value, "setcap: `reason` is required"));
         }
         if c.add.is_empty() {
-            return Err(src.error(
+            problems.push(src.error(
                 &path,
                 At::Value,
                 "setcap: `add` must list at least one capability",
@@ -533,7 +546,7 @@ fn validate_setcap(src: &Source, base: &str, caps: &[Capability]) -> Result<()> 
         for (names, flags) in &c.add {
             for n in names.split(',').map(str::trim) {
                 if !ALLOWED_CAPS.contains(&n) {
-                    return Err(src.error_suggest(
+                    problems.push(src.error_suggest(
                         &format!("{path}.add"),
                         At::Value,
                         format!(
@@ -546,7 +559,7 @@ fn validate_setcap(src: &Source, base: &str, caps: &[Capability]) -> Result<()> 
             }
             let f = flags.trim_start_matches('+');
             if f.is_empty() || !f.chars().all(|c| matches!(c, 'e' | 'p' | 'i')) {
-                return Err(src.error(
+                problems.push(src.error(
                     &format!("{path}.add"),
                     At::Value,
                     format!("invalid capability flags {flags:?} (letters e, p, i)"),
@@ -554,18 +567,29 @@ fn validate_setcap(src: &Source, base: &str, caps: &[Capability]) -> Result<()> 
             }
         }
     }
-    Ok(())
 }
 
-fn validate(config: &Config) -> Result<()> {
+/// A required `package` field that is missing or null: at its key when the key is written
+/// (`name:` with no value), else at the `package:` mapping.
+fn required_field(src: &Source, field: &str) -> Error {
+    let path = format!("package.{field}");
+    let mut e = src.error(&path, At::Key, "is missing or null (required)");
+    if crate::locate::find(&src.text, &path, At::Key).is_none()
+        && let Error::Config(d) = &mut e
+    {
+        (d.line, d.column) = crate::locate::position(&src.text, "package", At::Value);
+    }
+    e
+}
+
+fn validate(config: &Config, problems: &mut Problems) {
     let src = &config.source;
     let cfg = &config.configuration;
     let p = &cfg.package;
     if p.name.is_empty() {
-        return Err(src.error("package", At::Key, "package.name is required"));
-    }
-    if !name_re().is_match(&p.name) {
-        return Err(src.error(
+        problems.push(required_field(src, "name"));
+    } else if !name_re().is_match(&p.name) {
+        problems.push(src.error(
             "package.name",
             At::Value,
             format!(
@@ -574,41 +598,32 @@ fn validate(config: &Config) -> Result<()> {
             ),
         ));
     }
+    // melange only requires a version here; its syntax is checked when building
+    // (see `crate::compile::check_version`).
     if p.version.is_empty() {
-        return Err(src.error("package", At::Key, "package.version is required"));
-    }
-    if !crate::version::is_valid_version(&p.version) {
-        return Err(src.error(
-            "package.version",
-            At::Value,
-            format!(
-                "invalid version {:?}: must be an APK version without release (e.g. 1.2.3, 1.2_rc1); use var-transforms for upstream spellings",
-                p.version
-            ),
-        ));
+        problems.push(required_field(src, "version"));
     }
     for (i, c) in p.copyright.iter().enumerate() {
         if c.license.is_empty() {
-            return Err(src.error(
+            problems.push(src.error(
                 &format!("package.copyright[{i}]"),
                 At::Value,
                 "copyright: `license` is required",
             ));
         }
     }
-    check_priority(src, "package.dependencies", &p.dependencies)?;
+    check_priority(src, "package.dependencies", &p.dependencies, problems);
     if let Some(cpe) = &p.cpe {
-        validate_cpe(src, cpe)?;
+        validate_cpe(src, cpe, problems);
     }
-    validate_setcap(src, "package.setcap", &p.setcap)?;
+    validate_setcap(src, "package.setcap", &p.setcap, problems);
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, sp) in cfg.subpackages.iter().enumerate() {
         let path = config.sub_path(i);
         if sp.name.is_empty() {
-            return Err(src.error(&path, At::Value, "subpackage `name` is required"));
-        }
-        if !name_re().is_match(&sp.name) {
-            return Err(src.error(
+            problems.push(src.error(&path, At::Value, "subpackage `name` is required"));
+        } else if !name_re().is_match(&sp.name) {
+            problems.push(src.error(
                 &format!("{path}.name"),
                 At::Value,
                 format!(
@@ -616,9 +631,8 @@ fn validate(config: &Config) -> Result<()> {
                     sp.name
                 ),
             ));
-        }
-        if sp.name == p.name {
-            return Err(src.error(
+        } else if sp.name == p.name {
+            problems.push(src.error(
                 &format!("{path}.name"),
                 At::Value,
                 format!(
@@ -626,46 +640,48 @@ fn validate(config: &Config) -> Result<()> {
                     sp.name
                 ),
             ));
-        }
-        if seen.insert(sp.name.as_str(), i).is_some() {
-            return Err(src.error(
+        } else if seen.insert(sp.name.as_str(), i).is_some() {
+            problems.push(src.error(
                 &format!("{path}.name"),
                 At::Value,
                 format!("duplicate subpackage name {:?}", sp.name),
             ));
         }
-        check_priority(src, &format!("{path}.dependencies"), &sp.dependencies)?;
-        validate_setcap(src, &format!("{path}.setcap"), &sp.setcap)?;
+        check_priority(
+            src,
+            &format!("{path}.dependencies"),
+            &sp.dependencies,
+            problems,
+        );
+        validate_setcap(src, &format!("{path}.setcap"), &sp.setcap, problems);
     }
-    Ok(())
 }
 
-fn check_priority(src: &Source, base: &str, d: &Dependencies) -> Result<()> {
+fn check_priority(src: &Source, base: &str, d: &Dependencies, problems: &mut Problems) {
     for (field, v) in [
         ("provider-priority", &d.provider_priority),
         ("replaces-priority", &d.replaces_priority),
     ] {
         if !v.is_empty() && v.trim().parse::<i64>().is_err() {
-            return Err(src.error(
+            problems.push(src.error(
                 &format!("{base}.{field}"),
                 At::Value,
                 format!("{field} {v:?} is not an integer"),
             ));
         }
     }
-    Ok(())
 }
 
-fn validate_cpe(src: &Source, c: &Cpe) -> Result<()> {
+fn validate_cpe(src: &Source, c: &Cpe, problems: &mut Problems) {
     if !c.part.is_empty() && c.part != "a" && c.part != "o" {
-        return Err(src.error(
+        problems.push(src.error(
             "package.cpe.part",
             At::Value,
             "cpe.part must be \"a\" or \"o\"",
         ));
     }
     if c.vendor.is_empty() != c.product.is_empty() {
-        return Err(src.error(
+        problems.push(src.error(
             "package.cpe",
             At::Value,
             "cpe: set both `vendor` and `product`, or neither",
@@ -682,14 +698,13 @@ fn validate_cpe(src: &Source, c: &Cpe) -> Result<()> {
         ("other", &c.other),
     ] {
         if !v.is_empty() && (v == "*" || !cpe_re().is_match(v)) {
-            return Err(src.error(
+            problems.push(src.error(
                 &format!("package.cpe.{k}"),
                 At::Value,
                 format!("cpe.{k} {v:?} must match ^[a-z\\d][a-z\\d+_.-]*$"),
             ));
         }
     }
-    Ok(())
 }
 
 /// Default build user/group and environment variables melange injects after parsing.

@@ -5,7 +5,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use crate::error::{Error, Result, Source};
+use crate::decode::{self, UnknownKeys};
+use crate::error::{Diagnostic, Error, Result, Source};
 use crate::model::Pipeline;
 
 include!(concat!(env!("OUT_DIR"), "/embedded_pipelines.rs"));
@@ -32,6 +33,9 @@ pub struct LoadedPipeline {
     pub origin: String,
     /// Its content.
     pub def: Pipeline,
+    /// Keys of the file that the schema does not know and that were skipped (melange
+    /// reads pipeline files leniently; distributions put `description:` on steps, …).
+    pub ignored_keys: Vec<Diagnostic>,
     pub(crate) source: Source,
 }
 
@@ -125,18 +129,57 @@ impl PipelineRegistry {
     }
 }
 
-/// Decode one pipeline file strictly.
+/// Decode one pipeline file as melange does: leniently, so that keys the schema does not
+/// know are skipped (and listed in [`LoadedPipeline::ignored_keys`]); wrong types and bad
+/// YAML are still errors, every one of them reported.
 pub(crate) fn parse_pipeline(name: &str, origin: &str, text: &str) -> Result<LoadedPipeline> {
     let source = Source::new(origin, text);
-    let def: Pipeline = if text.trim().is_empty() {
-        Pipeline::default()
+    let (def, ignored_keys) = if text.trim().is_empty() {
+        (Pipeline::default(), Vec::new())
     } else {
-        serde_norway::from_str(text).map_err(|e| source.yaml_error(&e))?
+        let d = decode::decode::<Pipeline>(&source, UnknownKeys::Ignore)?;
+        if !d.errors.is_empty() {
+            return Err(Error::from_diagnostics(d.errors));
+        }
+        for k in &d.ignored {
+            tracing::debug!("{k}");
+        }
+        (d.value, d.ignored)
     };
     Ok(LoadedPipeline {
         name: name.to_string(),
         origin: origin.to_string(),
         def,
+        ignored_keys,
         source,
     })
+}
+
+/// Every pipeline a list of steps uses, directly or through the pipelines it uses, in the
+/// order first met (names that cannot be loaded are left out).
+pub(crate) fn used_pipelines(
+    reg: &PipelineRegistry,
+    steps: &[Pipeline],
+) -> Vec<Arc<LoadedPipeline>> {
+    fn walk(
+        reg: &PipelineRegistry,
+        steps: &[Pipeline],
+        seen: &mut BTreeSet<String>,
+        out: &mut Vec<Arc<LoadedPipeline>>,
+    ) {
+        for s in steps {
+            if !s.uses.is_empty()
+                && s.pipeline.is_empty()
+                && seen.insert(s.uses.clone())
+                && let Ok(l) = reg.get(&s.uses)
+            {
+                out.push(l.clone());
+                walk(reg, &l.def.pipeline, seen, out);
+            }
+            walk(reg, &s.pipeline, seen, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(reg, steps, &mut BTreeSet::new(), &mut out);
+    out
 }

@@ -52,53 +52,114 @@ fn forwarding_and_inputs_referencing_inputs() {
     );
 }
 
+/// A problem inside a pipeline file is reported at the build file's step that uses it,
+/// with the pipeline file's own position as the cause.
 #[test]
-fn errors_inside_pipeline_files_name_that_file() {
+fn errors_inside_pipeline_files_name_the_recipe_and_that_file() {
     let d = tempfile::tempdir().unwrap();
     write(
         d.path(),
         "broken.yaml",
         "inputs:\n  a:\n    description: a\npipeline:\n  - runs: |\n      echo ${{inputs.a}}\n      echo ${{vars.nope}}\n",
     );
-    let e = plan_with(d.path(), &format!("{HEAD}pipeline:\n  - uses: broken\n"))
-        .unwrap_err()
-        .to_string();
+    let e = plan_with(
+        d.path(),
+        &format!("{HEAD}pipeline:\n  - runs: one\n  - uses: broken\n"),
+    )
+    .unwrap_err()
+    .to_string();
     let file = d.path().join("broken.yaml").display().to_string();
     assert_eq!(
         e,
-        format!("{file}:6:7: pipeline[0].runs: variable \"${{{{vars.nope}}}}\" is not defined")
+        format!(
+            "recipe.yaml:7:11: pipeline[1]: uses: broken: {file}:6:7: pipeline[0].runs: variable \"${{{{vars.nope}}}}\" is not defined"
+        )
     );
 
-    write(d.path(), "typo.yaml", "inputs:\n  a:\n    descripton: a\n");
-    let e = plan_with(d.path(), &format!("{HEAD}pipeline:\n  - uses: typo\n"))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.starts_with(&format!(
-            "{}:3:5: inputs.a.descripton: unknown key",
-            d.path().join("typo.yaml").display()
-        )),
-        "{e}"
-    );
-    assert!(e.ends_with("(did you mean \"description\"?)"), "{e}");
-
+    // A pipeline file that does not decode (a wrong type), used from a subpackage.
     write(
         d.path(),
-        "baddefault.yaml",
-        "inputs:\n  a:\n    description: a\n    default: ${{build.nope}}\npipeline:\n  - runs: echo ${{inputs.a}}\n",
+        "nested/badtype.yaml",
+        "inputs:\n  a:\n    description: a\n    default: [1, 2]\n",
     );
     let e = plan_with(
         d.path(),
-        &format!("{HEAD}pipeline:\n  - uses: baddefault\n"),
+        &format!(
+            "{HEAD}subpackages:\n  - name: t-sub\n    pipeline:\n      - uses: nested/badtype\n"
+        ),
     )
     .unwrap_err()
     .to_string();
     assert_eq!(
         e,
         format!(
-            "{}:4:14: inputs.a.default: variable \"${{{{build.nope}}}}\" is not defined",
+            "recipe.yaml:8:15: subpackages[0].pipeline[0]: uses: nested/badtype: {}:4:14: inputs.a.default: invalid type: sequence, expected a string",
+            d.path().join("nested/badtype.yaml").display()
+        )
+    );
+
+    // Through a pipeline that uses another one: the recipe's step, then the innermost
+    // file where the problem is.
+    write(
+        d.path(),
+        "baddefault.yaml",
+        "inputs:\n  a:\n    description: a\n    default: ${{build.nope}}\npipeline:\n  - runs: echo ${{inputs.a}}\n",
+    );
+    write(d.path(), "outer.yaml", "pipeline:\n  - uses: baddefault\n");
+    let e = plan_with(d.path(), &format!("{HEAD}pipeline:\n  - uses: outer\n"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        format!(
+            "recipe.yaml:6:11: pipeline[0]: uses: outer: {}:4:14: inputs.a.default: variable \"${{{{build.nope}}}}\" is not defined",
             d.path().join("baddefault.yaml").display()
         )
+    );
+
+    // Problems of the step itself stay where they are.
+    let e = plan_with(
+        d.path(),
+        &format!("{HEAD}pipeline:\n  - uses: outer\n    with:\n      nope: 1\n"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("recipe.yaml:8:7: pipeline[0].with.nope: undefined input \"nope\""),
+        "{e}"
+    );
+}
+
+/// melange decodes pipeline files leniently: keys it does not know (`description:` at the
+/// top and on steps, as distributions write them) are ignored. Build files stay strict.
+#[test]
+fn pipeline_files_ignore_unknown_keys() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "foo/bar.yaml",
+        "name: Bar\ndescription: Does bar things\ninputs:\n  x:\n    description: x\n    default: dx\n    type: string\nneeds:\n  packages: [busybox]\n  capabilities: [CAP_NET_ADMIN]\npipeline:\n  - name: step one\n    description: the first step\n    runs: echo ${{inputs.x}}\n    pipeline:\n      - runs: echo nested\n        comment: nested key\n",
+    );
+    let p = plan_with(d.path(), &format!("{HEAD}pipeline:\n  - uses: foo/bar\n")).unwrap();
+    let step = &p.pipeline[0];
+    assert_eq!(step.with["x"], "dx");
+    assert_eq!(step.needs, ["busybox"]);
+    assert_eq!(step.pipeline[0].runs.as_deref(), Some("echo dx"));
+    assert_eq!(
+        step.pipeline[0].pipeline[0].runs.as_deref(),
+        Some("echo nested")
+    );
+
+    // The same keys in a build file are still errors.
+    let e = plan_with(
+        d.path(),
+        &format!("{HEAD}pipeline:\n  - uses: foo/bar\n    description: nope\n"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("recipe.yaml:7:5: pipeline[0].description: unknown key \"description\""),
+        "{e}"
     );
 }
 
@@ -226,5 +287,80 @@ fn build_option_unknown_and_vars_override() {
     assert!(
         e.contains("build option \"alternative\" is not defined"),
         "{e}"
+    );
+}
+
+/// The `xcover/*` pipelines declare melange's inputs (`package` everywhere, `wait-timeout`
+/// for profile and wait, an optional `min-coverage` for ensure) and need the package named
+/// by `package` (stop, like upstream, only busybox: profile installs xcover).
+#[test]
+fn xcover_pipelines_take_upstream_inputs() {
+    let inputs = |name: &str| -> Vec<(String, bool)> {
+        let text = melange2_config::pipelines::builtin(name).unwrap();
+        let def: melange2_config::model::Pipeline = serde_norway::from_str(text).unwrap();
+        def.inputs
+            .iter()
+            .map(|(k, i)| (k.clone(), i.required))
+            .collect()
+    };
+    let opt = |k: &str| (k.to_string(), false);
+    assert_eq!(
+        inputs("xcover/profile"),
+        [
+            opt("exclude-functions"),
+            ("executable-path".to_string(), true),
+            opt("include-functions"),
+            opt("log-level"),
+            opt("package"),
+            opt("scope"),
+            opt("verbose"),
+            opt("wait-timeout"),
+        ]
+    );
+    assert_eq!(inputs("xcover/wait"), [opt("package"), opt("wait-timeout")]);
+    assert_eq!(inputs("xcover/status"), [opt("package")]);
+    assert_eq!(inputs("xcover/stop"), [opt("package")]);
+    assert_eq!(
+        inputs("xcover/ensure"),
+        [opt("min-coverage"), opt("package")]
+    );
+
+    let d = tempfile::tempdir().unwrap();
+    let p = plan_with(
+        d.path(),
+        &format!(
+            "{HEAD}test:\n  pipeline:\n    - uses: xcover/profile\n      with:\n        executable-path: /usr/bin/t\n        package: xcover-nightly\n        wait-timeout: 5\n    - uses: xcover/wait\n      with:\n        package: xcover-nightly\n        wait-timeout: 7\n    - runs: t --selftest\n    - uses: xcover/status\n      with:\n        package: xcover-nightly\n    - uses: xcover/stop\n    - uses: xcover/ensure\n      with:\n        package: xcover-nightly\n    - uses: xcover/ensure\n      with:\n        min-coverage: 62.5\n"
+        ),
+    )
+    .unwrap();
+    let t = p.test.unwrap();
+    let steps = &t.pipeline;
+    assert_eq!(steps[0].needs, ["busybox", "xcover-nightly"]);
+    assert_eq!(steps[0].with["wait-timeout"], "5");
+    assert!(
+        steps[0].pipeline[0]
+            .runs
+            .as_deref()
+            .unwrap()
+            .contains("xcover wait --timeout '5s'")
+    );
+    assert_eq!(steps[1].needs, ["busybox", "xcover-nightly"]);
+    assert!(
+        steps[1].pipeline[0]
+            .runs
+            .as_deref()
+            .unwrap()
+            .contains("xcover wait --timeout '7s'")
+    );
+    assert_eq!(steps[3].needs, ["busybox", "xcover-nightly"]);
+    assert_eq!(steps[4].needs, ["busybox"]);
+    assert_eq!(steps[5].needs, ["busybox", "jq", "xcover-nightly"]);
+    assert_eq!(steps[5].with["min-coverage"], "");
+    assert_eq!(steps[6].needs, ["busybox", "jq", "xcover"]);
+    assert_eq!(steps[6].with["min-coverage"], "62.5");
+    assert!(
+        t.environment
+            .packages
+            .contains(&"xcover-nightly".to_string())
     );
 }

@@ -16,7 +16,6 @@ pub(crate) const EM_X86_64: u16 = 62;
 pub(crate) const EM_AARCH64: u16 = 183;
 pub(crate) const EM_BPF: u16 = 247;
 
-const SHT_SYMTAB: u32 = 2;
 const SHN_XINDEX: u32 = 0xffff;
 /// Limits against hostile headers.
 const MAX_SECTION_TABLE: u64 = 64 << 20;
@@ -99,12 +98,10 @@ pub(crate) fn parse_header(b: &[u8]) -> Option<Header> {
 /// Bytes needed by [`parse_header`].
 pub(crate) const HEADER_LEN: usize = 64;
 
-/// One section: name, type and size.
+/// One section (only its name matters to the linters).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Section {
     pub(crate) name: String,
-    pub(crate) kind: u32,
-    pub(crate) size: u64,
 }
 
 /// Every section of the file (empty when it has no section table).
@@ -145,11 +142,10 @@ pub(crate) fn sections(files: &PackageFiles, index: usize, h: &Header) -> io::Re
         return Err(bad("truncated section header table"));
     }
     let es = usize::try_from(entsize).unwrap_or(64);
-    let raw: Vec<(u32, u32, u64, u64)> = table
+    let raw: Vec<(u32, u64, u64)> = table
         .chunks_exact(es)
         .filter_map(|s| {
             let name = u32_at(s, 0, h.le)?;
-            let kind = u32_at(s, 4, h.le)?;
             let (off, size) = if h.is64 {
                 (u64_at(s, 0x18, h.le)?, u64_at(s, 0x20, h.le)?)
             } else {
@@ -158,18 +154,18 @@ pub(crate) fn sections(files: &PackageFiles, index: usize, h: &Header) -> io::Re
                     u64::from(u32_at(s, 0x14, h.le)?),
                 )
             };
-            Some((name, kind, off, size))
+            Some((name, off, size))
         })
         .collect();
     let strtab = match raw.get(strndx as usize) {
-        Some(&(_, _, off, size)) if size <= MAX_STRTAB => {
+        Some(&(_, off, size)) if size <= MAX_STRTAB => {
             files.read_range(index, off, usize::try_from(size).unwrap_or(0))?
         }
         _ => Vec::new(),
     };
     Ok(raw
         .into_iter()
-        .map(|(name, kind, _, size)| {
+        .map(|(name, _, _)| {
             let name = strtab
                 .get(name as usize..)
                 .map(|s| {
@@ -177,22 +173,19 @@ pub(crate) fn sections(files: &PackageFiles, index: usize, h: &Header) -> io::Re
                     String::from_utf8_lossy(&s[..end]).into_owned()
                 })
                 .unwrap_or_default();
-            Section { name, kind, size }
+            Section { name }
         })
         .collect())
 }
 
-/// Why a file counts as unstripped (`None`: stripped).
+/// Why a file counts as unstripped (`None`: stripped). As melange, only debug
+/// information counts: a section named `.debug*` or `.zdebug*` (compressed
+/// DWARF), whatever its size. The symbol table (`.symtab`) is not debug
+/// information: `strip -g`, which the `strip` pipeline runs, keeps it.
 pub(crate) fn unstripped_reason(sections: &[Section]) -> Option<String> {
-    if sections
-        .iter()
-        .any(|s| (s.kind == SHT_SYMTAB || s.name == ".symtab") && s.size > 0)
-    {
-        return Some("symbol table (.symtab)".to_string());
-    }
     let debug: Vec<&str> = sections
         .iter()
-        .filter(|s| s.size > 0 && (s.name.starts_with(".debug_") || s.name.starts_with(".zdebug_")))
+        .filter(|s| is_debug_section(&s.name))
         .map(|s| s.name.as_str())
         .collect();
     if debug.is_empty() {
@@ -200,6 +193,12 @@ pub(crate) fn unstripped_reason(sections: &[Section]) -> Option<String> {
     } else {
         Some(format!("debug sections ({})", debug.join(", ")))
     }
+}
+
+/// `.debug`, `.debug_info`, `.zdebug_line`, … (not `.gnu_debuglink`, which only
+/// names a separate debug file).
+fn is_debug_section(name: &str) -> bool {
+    name.starts_with(".debug") || name.starts_with(".zdebug")
 }
 
 /// Human name of an `e_machine` value.

@@ -134,8 +134,8 @@ pub const LINTERS: &[LinterInfo] = &[
     l(
         "strip",
         W,
-        "unstripped ELF files",
-        "strip the binaries (uses: strip) or build them without debug information",
+        "ELF files with debug information (.debug*/.zdebug* sections)",
+        "strip the debug information (uses: strip, or split/debug into a -dbg package) or build without -g",
     ),
     l(
         "sbom",

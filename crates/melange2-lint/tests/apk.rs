@@ -25,8 +25,7 @@ fn write(dir: &Path, name: &str, tree: &PackageTree, yaml: Option<&str>) -> std:
 fn entries_and_contents_round_trip() {
     let e = elves();
     let mut t = PackageTree::new();
-    t.add_file("usr/bin/prog", 0o755, e.unstripped.clone())
-        .unwrap();
+    t.add_file("usr/bin/prog", 0o755, e.debug.clone()).unwrap();
     t.add_hardlink("usr/libexec/prog", "usr/bin/prog").unwrap();
     t.add_file("usr/bin/su", 0o4755, "#!/bin/sh\n").unwrap();
     t.add_symlink("usr/bin/alias", "prog").unwrap();
@@ -45,8 +44,8 @@ fn entries_and_contents_round_trip() {
     let prog = by("usr/bin/prog");
     let link = by("usr/libexec/prog");
     assert_eq!(entries[prog].file_type, FileType::Regular);
-    assert_eq!(entries[prog].size, e.unstripped.len() as u64);
-    assert_eq!(entries[link].size, e.unstripped.len() as u64);
+    assert_eq!(entries[prog].size, e.debug.len() as u64);
+    assert_eq!(entries[link].size, e.debug.len() as u64);
     assert!(entries[prog].link_group.is_some());
     assert_eq!(entries[prog].link_group, entries[link].link_group);
     assert_eq!(entries[by("usr/bin/su")].mode, 0o4755);
@@ -56,11 +55,11 @@ fn entries_and_contents_round_trip() {
     // contents through the spool, for the file and its hard link
     for i in [prog, link] {
         let data = apk.files.read_range(i, 0, usize::MAX).unwrap();
-        assert_eq!(data, e.unstripped);
+        assert_eq!(data, e.debug);
     }
     assert_eq!(
         apk.files.read_range(prog, 1, 3).unwrap(),
-        e.unstripped[1..4].to_vec()
+        e.debug[1..4].to_vec()
     );
 
     let r = lint_apks(&[p], &Policy::defaults()).unwrap();

@@ -132,15 +132,17 @@ fn cases() -> Vec<Case> {
                     .unwrap();
             },
         ),
-        case("strip", "pkg", &["usr/bin/unstripped"], |t| {
-            t.add_file("usr/bin/unstripped", 0o755, e.unstripped.clone())
+        case("strip", "pkg", &["usr/bin/debug"], |t| {
+            t.add_file("usr/bin/debug", 0o755, e.debug.clone()).unwrap();
+            // a symbol table alone is not debug information
+            t.add_file("usr/bin/symbols", 0o755, e.unstripped.clone())
                 .unwrap();
             t.add_file("usr/bin/stripped", 0o755, e.stripped.clone())
                 .unwrap();
             t.add_file("usr/lib/libfoo.so.1.0", 0o755, e.shlib.clone())
                 .unwrap();
-            // debug files are meant to keep their symbols
-            t.add_file("usr/lib/debug/usr/bin/x.debug", 0o755, e.unstripped.clone())
+            // debug files are meant to keep their sections
+            t.add_file("usr/lib/debug/usr/bin/x.debug", 0o755, e.debug.clone())
                 .unwrap();
         }),
         case("sbom", "pkg", &["var/lib/db/sbom/notes.txt"], |t| {
@@ -451,8 +453,7 @@ fn details_explain_each_path() {
     );
     let e = elves();
     let t = tree(|t| {
-        t.add_file("usr/bin/u", 0o755, e.unstripped.clone())
-            .unwrap();
+        t.add_file("usr/bin/u", 0o755, e.debug.clone()).unwrap();
         t.add_file("usr/bin/arm", 0o755, elf_header(40)).unwrap();
     });
     let r = lint_tree("pkg", &t);
@@ -462,11 +463,49 @@ fn details_explain_each_path() {
             .detail
             .as_deref()
             .unwrap()
-            .contains(".symtab"),
+            .contains(".debug_info"),
         "{s}"
     );
     let b = expect(&r, "binaryarch", Severity::Warn);
     assert_eq!(b.offenders[0].detail.as_deref(), Some("arm"));
+}
+
+/// `strip` flags debug information only, as melange does: a binary built with
+/// `-g` fires; the same binary after `strip -g` (what `uses: strip` runs, which
+/// keeps `.symtab`) and after a full `strip` do not.
+#[test]
+fn strip_flags_debug_sections_not_symbol_tables() {
+    let e = elves();
+    let has_section = |elf: &[u8], name: &[u8]| elf.windows(name.len()).any(|w| w == name);
+    // the fixtures are what they claim to be
+    assert!(has_section(&e.debug, b".debug_info\0"));
+    assert!(has_section(&e.debug, b".symtab\0"));
+    assert!(!has_section(&e.debug_stripped, b".debug_"));
+    assert!(has_section(&e.debug_stripped, b".symtab\0"));
+    assert!(!has_section(&e.stripped, b".symtab\0"));
+
+    for (file, fires) in [
+        (&e.debug, true),
+        (&e.debug_stripped, false),
+        (&e.stripped, false),
+    ] {
+        let t = tree(|t| {
+            t.add_file("usr/bin/prog", 0o755, file.clone()).unwrap();
+            t.add_file("usr/lib/libprog.so.1", 0o644, file.clone())
+                .unwrap();
+        });
+        let r = lint_tree("pkg", &t);
+        match finding(&r, "strip") {
+            Some(f) => {
+                assert!(fires, "strip fired on a stripped file: {f}");
+                assert_eq!(f.paths(), ["usr/bin/prog", "usr/lib/libprog.so.1"]);
+                let why = f.offenders[0].detail.as_deref().unwrap();
+                assert!(why.starts_with("debug sections (.debug"), "{why}");
+                assert!(!why.contains("symtab"), "{why}");
+            }
+            None => assert!(!fires, "strip did not fire on a -g binary"),
+        }
+    }
 }
 
 #[test]

@@ -6,11 +6,14 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use melange2_config::{Arch, CompileRequest, PipelineRegistry, lint};
+use melange2_config::{Arch, CompileRequest, PipelineRegistry, Strictness, lint};
 
 #[derive(Subcommand, Debug)]
 pub enum ConfigCommand {
     /// Compile a build file for one architecture and print the plan as JSON.
+    ///
+    /// Like `melange compile`, this accepts every file melange loads, also one whose
+    /// `package.version` `build` would refuse.
     Compile {
         /// Build file.
         file: PathBuf,
@@ -45,7 +48,8 @@ pub enum ConfigCommand {
         /// Build file.
         file: PathBuf,
     },
-    /// Fast checks over many build files or directories of them.
+    /// Fast checks over many build files or directories of them (every problem of a
+    /// file is reported; notes never fail, not even with --strict).
     LintConfig {
         /// Files or directories (every *.yaml below a directory is checked).
         #[arg(required = true)]
@@ -88,14 +92,17 @@ pub fn run(cmd: ConfigCommand) -> anyhow::Result<()> {
         } => {
             let arch_name = arch.unwrap_or_else(|| host_arch().to_string());
             let arch = Arch::parse(&arch_name)?;
-            let plan = melange2_config::compile_file(&CompileRequest {
-                file,
-                arch,
-                pipeline_dirs,
-                build_options,
-                vars_file,
-                env_files,
-            })?;
+            let plan = melange2_config::compile_file_with(
+                &CompileRequest {
+                    file,
+                    arch,
+                    pipeline_dirs,
+                    build_options,
+                    vars_file,
+                    env_files,
+                },
+                Strictness::Load,
+            )?;
             let json = plan.to_json() + "\n";
             match output {
                 Some(path) => {
@@ -136,8 +143,13 @@ pub fn run(cmd: ConfigCommand) -> anyhow::Result<()> {
                     writeln!(out, "{f}")?;
                 }
             }
+            let notes = match report.notes() {
+                0 => String::new(),
+                1 => ", 1 note".to_string(),
+                n => format!(", {n} notes"),
+            };
             eprintln!(
-                "{} files checked: {} errors, {} warnings",
+                "{} files checked: {} errors, {} warnings{notes}",
                 report.files,
                 report.errors(),
                 report.warnings()

@@ -12,9 +12,14 @@ use melange2_lint::{
 };
 
 pub struct Elves {
-    /// executable as cc writes it (with .symtab)
+    /// executable compiled with `-g`: DWARF `.debug_*` sections and `.symtab`
+    pub debug: Vec<u8>,
+    /// the same after `strip -g` (what `uses: strip` does): `.symtab` stays,
+    /// the debug sections are gone
+    pub debug_stripped: Vec<u8>,
+    /// executable as cc writes it without `-g` (with .symtab, no debug sections)
     pub unstripped: Vec<u8>,
-    /// the same after `strip`
+    /// the same after `strip`: no symbol table, no debug sections
     pub stripped: Vec<u8>,
     /// stripped shared library, SONAME libfoo.so.1
     pub shlib: Vec<u8>,
@@ -42,6 +47,13 @@ pub fn elves() -> &'static Elves {
         let d = dir.path();
         std::fs::write(d.join("main.c"), "int main(void) { return 0; }\n").unwrap();
         std::fs::write(d.join("foo.c"), "int foo(void) { return 42; }\n").unwrap();
+        run(d, "cc", &["-O1", "-g", "-o", "main-debug", "main.c"]);
+        run(
+            d,
+            "cc",
+            &["-O1", "-g", "-o", "main-debug-stripped", "main.c"],
+        );
+        run(d, "strip", &["-g", "main-debug-stripped"]);
         run(d, "cc", &["-O1", "-o", "main", "main.c"]);
         run(d, "cc", &["-O1", "-o", "main-stripped", "main.c"]);
         run(d, "strip", &["main-stripped"]);
@@ -61,6 +73,8 @@ pub fn elves() -> &'static Elves {
         run(d, "cc", &["-c", "-o", "foo.o", "foo.c"]);
         let read = |n: &str| std::fs::read(d.join(n)).unwrap();
         Elves {
+            debug: read("main-debug"),
+            debug_stripped: read("main-debug-stripped"),
             unstripped: read("main"),
             stripped: read("main-stripped"),
             shlib: read("libfoo.so.1.0"),
