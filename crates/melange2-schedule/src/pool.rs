@@ -589,7 +589,10 @@ mod tests {
         ] {
             let (_d, p) = write(text);
             let e = load_builders(&p).unwrap_err();
-            assert!(e.contains("builders.yaml") && e.contains(want), "{text}: {e}");
+            assert!(
+                e.contains("builders.yaml") && e.contains(want),
+                "{text}: {e}"
+            );
         }
     }
 
@@ -602,7 +605,10 @@ mod tests {
             labels: Default::default(),
         };
         let (native, emulated) = architectures(&[w]);
-        assert_eq!(native, BTreeSet::from(["x86".to_string(), "x86_64".to_string()]));
+        assert_eq!(
+            native,
+            BTreeSet::from(["x86".to_string(), "x86_64".to_string()])
+        );
         assert_eq!(emulated, BTreeSet::from(["aarch64".to_string()]));
     }
 }
