@@ -101,7 +101,12 @@ fn build(t: &Tree, extra: &[&str]) -> Output {
     melange2()
         .arg("build")
         .arg(t.path("tree"))
-        .args(["--arch", "x86_64", "--progress", "rawjson", "--jobs", "3"])
+        .args(["--arch", "x86_64", "--progress", "rawjson"])
+        .args(if extra.contains(&"--jobs") {
+            &[][..]
+        } else {
+            &["--jobs", "3"][..]
+        })
         .arg("--out-dir")
         .arg(t.out())
         .arg("-r")
@@ -429,4 +434,22 @@ fn select_builds_a_recipe_and_what_it_needs() {
     let o = build(&t, &["--select", "nope"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("nope"), "{}", stderr(&o));
+}
+
+#[test]
+fn fail_fast_stops_at_the_first_failure() {
+    let t = tree();
+    let base = std::fs::read_to_string(t.path("tree/base.yaml")).unwrap();
+    t.recipe("base", &base.replace("echo base >", "exit 4; echo >"));
+    // One build at a time: base goes first (the longest chain of dependents) and fails.
+    let o = build(&t, &["--fail-fast", "--jobs", "1"]);
+    assert!(!o.status.success());
+    let res = results(&o);
+    assert_eq!(res["base"], "failed", "{}", stderr(&o));
+    for n in ALL.iter().filter(|n| **n != "base") {
+        let r = &res[*n];
+        assert!(r.starts_with("skipped: "), "{n}: {r}");
+    }
+    assert!(res["impl"].contains("--fail-fast"), "{res:?}");
+    assert!(!t.out().join("x86_64/APKINDEX.tar.gz").exists());
 }
