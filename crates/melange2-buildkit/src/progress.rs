@@ -589,10 +589,16 @@ impl Progress {
             .collect();
         slowest.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         slowest.truncate(5);
+        // Executed: steps that ran (started and ended, or failed), not the ones a failure
+        // left unstarted.
+        let executed = steps
+            .iter()
+            .filter(|v| !v.cached && (v.duration.is_some() || v.error.is_some()))
+            .count();
         Summary {
             total: steps.len(),
             cached,
-            executed: steps.len() - cached,
+            executed,
             errors,
             duration: self.start.elapsed(),
             slowest,
@@ -791,6 +797,17 @@ mod tests {
         assert!(out.contains("#1 ERROR: exit code: 2"), "{out}");
         assert!(out.contains("Errors:       1"), "{out}");
         assert_eq!((s.total, s.cached, s.executed, s.errors), (1, 0, 1, 1));
+        // A step the failure left unstarted is counted, but not as executed.
+        p.handle(&StatusResponse {
+            vertexes: vec![Vertex {
+                digest: "sha256:b".into(),
+                name: "run: later".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let s = p.summary();
+        assert_eq!((s.total, s.cached, s.executed), (2, 0, 1));
         assert_eq!(
             p.tracker().get("sha256:a").unwrap().log_tail(),
             ["hello", "world", "partial"]
