@@ -59,12 +59,23 @@ pub enum Error {
         /// Reason phrase (`Not Found`).
         reason: String,
     },
-    /// A request failed before a status was received (DNS, connect, TLS, timeout, body).
+    /// A request failed: DNS, connect, TLS, a timeout (connect, first byte,
+    /// idle; the message names which), a broken or truncated body.
     #[error("GET {url}: {message}")]
     Network {
         /// Requested URL.
         url: String,
         /// Error chain.
+        message: String,
+    },
+    /// A response was refused while it was being received, before it was
+    /// stored: larger than its limit, or not what was asked for (an index or
+    /// package that does not start with the gzip magic). Never retried.
+    #[error("GET {url}: {message}")]
+    Refused {
+        /// Requested URL.
+        url: String,
+        /// What was wrong.
         message: String,
     },
     /// A local file operation failed.

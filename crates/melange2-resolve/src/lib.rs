@@ -19,6 +19,11 @@
 //!   dependency chain (`build-base → gcc → so:libisl.so.23: no provider`).
 //! * Nothing half-written is ever visible in the cache: downloads go to a
 //!   temporary file that is renamed into place once verified.
+//! * Every HTTP request is bounded in time ([`HttpLimits`]: connect, first
+//!   byte, idle; transient failures retried with backoff) and in size (the
+//!   index size limit, a package's declared `S:` size); an index or package
+//!   that does not start with the gzip magic is refused at its first bytes.
+//!   At most [`Options::parallel_downloads`] requests run at once.
 
 pub mod cache;
 pub mod dep;
@@ -39,13 +44,17 @@ use melange2_apk::{ApkIndex, IndexEntry, Keyring, PkgInfo};
 pub use cache::{Cache, default_cache_dir, package_file_name};
 pub use dep::{Dependency, Op, Provide};
 pub use error::{Error, Result, Unsatisfiable};
-pub use http::FetchStats;
+pub use http::{
+    DEFAULT_ATTEMPTS, DEFAULT_CONNECT_TIMEOUT, DEFAULT_FIRST_BYTE_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_INDEX_SIZE, DEFAULT_RETRY_BACKOFF, FetchStats, HttpLimits, MAX_KEY_SIZE,
+    MIN_PROGRESS_BYTES,
+};
 pub use lock::{Lock, LockedPackage};
 pub use repository::{Location, Repository, Source, parse_repositories};
 pub use solver::{Candidate, Solution, Universe};
 
 use crate::error::rename_context;
-use crate::http::{Counters, Fetched, Fetcher, Validators};
+use crate::http::{Counters, Expect, Fetched, Fetcher, Validators};
 
 /// Default bound on concurrent package downloads.
 pub const DEFAULT_PARALLEL_DOWNLOADS: usize = 8;
@@ -66,7 +75,8 @@ pub struct Options {
     pub trust_unsigned: Vec<String>,
     /// Download cache; `None` = [`default_cache_dir`].
     pub cache_dir: Option<PathBuf>,
-    /// Concurrent downloads; 0 = [`DEFAULT_PARALLEL_DOWNLOADS`].
+    /// Concurrent downloads (indexes, keys and packages alike); 0 =
+    /// [`DEFAULT_PARALLEL_DOWNLOADS`].
     pub parallel_downloads: usize,
 }
 
@@ -257,7 +267,11 @@ async fn load_keys(
             } else {
                 None
             };
-            let got = match fetcher.get(entry, &dir, cond.as_ref()).await {
+            let expect = Expect {
+                max_size: Some((MAX_KEY_SIZE, "the key size limit")),
+                gzip: false,
+            };
+            let got = match fetcher.get(entry, &dir, cond.as_ref(), expect).await {
                 Ok(g) => g,
                 Err(e @ Error::Network { .. }) if dest.is_file() => {
                     tracing::warn!("{e}; using the cached copy of the key");
@@ -368,7 +382,11 @@ async fn load_index(
             } else {
                 None
             };
-            let got = match fetcher.get(&url, &dir, cond.as_ref()).await {
+            let expect = Expect {
+                max_size: Some((fetcher.limits().max_index_size, "the index size limit")),
+                gzip: true,
+            };
+            let got = match fetcher.get(&url, &dir, cond.as_ref(), expect).await {
                 Ok(g) => g,
                 Err(e @ Error::Network { .. }) if dest.is_file() => {
                     tracing::warn!("{e}; using the cached index");
@@ -448,6 +466,15 @@ fn with_pkginfo(mut entry: IndexEntry, info: &PkgInfo) -> IndexEntry {
     entry
 }
 
+/// A package must be gzip and no larger than the size its index record
+/// declares (`S:`, when given).
+fn package_expect(e: &IndexEntry) -> Expect {
+    Expect {
+        max_size: (e.size != 0).then_some((e.size, "the size the index declares")),
+        gzip: true,
+    }
+}
+
 async fn fetch_package(inner: Arc<Inner>, pos: usize) -> Result<ResolvedPackage> {
     let cand = &inner.universe.packages()[pos];
     let entry = cand.entry.clone();
@@ -486,7 +513,11 @@ async fn fetch_package(inner: Arc<Inner>, pos: usize) -> Result<ResolvedPackage>
     let source = repo.file(&inner.arch, &entry.file_name());
     let dir = inner.cache.packages_dir();
     let tmp = match &source {
-        Source::Url(u) => match inner.fetcher.get(u, &dir, None).await? {
+        Source::Url(u) => match inner
+            .fetcher
+            .get(u, &dir, None, package_expect(&entry))
+            .await?
+        {
             Fetched::Body { file, .. } => file,
             Fetched::NotModified => {
                 return Err(Error::Network {
@@ -544,6 +575,15 @@ impl Repositories {
     /// Configuration, network, HTTP status and verification errors, naming
     /// the repository, URL or file.
     pub async fn load(opts: &Options) -> Result<Repositories> {
+        Repositories::load_with(opts, HttpLimits::default()).await
+    }
+
+    /// [`Repositories::load`] with other HTTP limits (timeouts, attempts,
+    /// index size); they apply to every later download of these repositories.
+    ///
+    /// # Errors
+    /// As [`Repositories::load`].
+    pub async fn load_with(opts: &Options, limits: HttpLimits) -> Result<Repositories> {
         let arch = normalize_arch(&opts.arch)?;
         let repositories = parse_repositories(&opts.repositories)?;
         let cache_dir = match &opts.cache_dir {
@@ -551,7 +591,13 @@ impl Repositories {
             None => default_cache_dir()?,
         };
         let cache = Cache::open(&cache_dir)?;
-        let fetcher = Fetcher::new()?;
+        let parallel = if opts.parallel_downloads == 0 {
+            DEFAULT_PARALLEL_DOWNLOADS
+        } else {
+            opts.parallel_downloads
+        };
+        // one bound for every request: indexes, keys and packages
+        let fetcher = Fetcher::new(limits, parallel)?;
         let (keyring, keys) = load_keys(&opts.keyring, &cache, &fetcher).await?;
         if opts.ignore_signatures {
             tracing::warn!(
@@ -610,11 +656,6 @@ impl Repositories {
             }
         }
         let universe = Universe::new(candidates);
-        let parallel = if opts.parallel_downloads == 0 {
-            DEFAULT_PARALLEL_DOWNLOADS
-        } else {
-            opts.parallel_downloads
-        };
         Ok(Repositories {
             inner: Arc::new(Inner {
                 arch,
@@ -761,6 +802,21 @@ impl Repositories {
 /// As [`Repositories::load`] and [`Repositories::resolve`].
 pub async fn resolve<S: AsRef<str>>(opts: &Options, packages: &[S]) -> Result<Resolution> {
     Repositories::load(opts).await?.resolve(packages).await
+}
+
+/// [`resolve`] with other HTTP limits (see [`Repositories::load_with`]).
+///
+/// # Errors
+/// As [`resolve`].
+pub async fn resolve_with<S: AsRef<str>>(
+    opts: &Options,
+    limits: HttpLimits,
+    packages: &[S],
+) -> Result<Resolution> {
+    Repositories::load_with(opts, limits)
+        .await?
+        .resolve(packages)
+        .await
 }
 
 /// [`resolve`] on a private Tokio runtime, for synchronous callers.

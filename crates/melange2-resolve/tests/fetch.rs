@@ -417,14 +417,72 @@ fn swap_package(root: &Path, pkg: common::P, key: melange2_apk::SigningKey) {
     .unwrap();
 }
 
+/// Replace `<root>/x86_64/make-4.4.1-r0.apk` by a build with other file
+/// content that is no larger than the original (so it passes the declared
+/// size and is caught by the checksum).
+fn swap_make_same_size(root: &Path) {
+    let info = melange2_apk::PkgInfo::new("make", "4.4.1-r0", "x86_64");
+    let name = info.file_name();
+    let to = root.join("x86_64").join(&name);
+    let declared = std::fs::metadata(&to).unwrap().len();
+    // the fixture's content is "make 4.4.1-r0 \n": change one byte at a time
+    let original = b"make 4.4.1-r0 \n";
+    for i in 0..original.len() - 1 {
+        for c in [b'x', b'0', b'M', b'.'] {
+            let mut content = original.to_vec();
+            if content[i] == c {
+                continue;
+            }
+            content[i] = c;
+            let scratch = tempfile::tempdir().unwrap();
+            let mut tree = melange2_apk::PackageTree::new();
+            tree.add_file("usr/share/make/4.4.1-r0", 0o644, content)
+                .unwrap();
+            let mut rb = melange2_apk::RepoBuilder::new(scratch.path()).signer(signer());
+            rb.add(&info, &tree).unwrap();
+            rb.finish().unwrap();
+            let from = scratch.path().join("x86_64").join(&name);
+            if std::fs::metadata(&from).unwrap().len() <= declared {
+                std::fs::copy(from, to).unwrap();
+                return;
+            }
+        }
+    }
+    panic!("no tampered build of make fits its declared size");
+}
+
 #[test]
-fn tampered_package_refused_over_http_and_directory() {
+fn package_larger_than_declared_is_refused_while_downloading() {
     let f = fixture_copy();
     swap_package(
         &f.path().join("main"),
         p("make", "4.4.1-r0").salt("evil"),
         signer(),
     );
+    let server = Server::start(f.path());
+    let key = vec![f.path().join("main/test.rsa.pub").display().to_string()];
+    let cache = tempfile::tempdir().unwrap();
+    let o = opts(vec![format!("{}/main", server.base)], key, cache.path());
+    let e = run(&o, &["make"]).unwrap_err();
+    assert!(matches!(e, Error::Refused { .. }), "{e:?}");
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "GET {}/main/x86_64/make-4.4.1-r0.apk: the body is larger than the size the index declares (",
+            server.base
+        )),
+        "{msg}"
+    );
+    let left: Vec<_> = std::fs::read_dir(cache.path().join("packages"))
+        .unwrap()
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn tampered_package_refused_over_http_and_directory() {
+    let f = fixture_copy();
+    swap_make_same_size(&f.path().join("main"));
     let server = Server::start(f.path());
     let key = vec![f.path().join("main/test.rsa.pub").display().to_string()];
     for (repo, shown) in [

@@ -53,8 +53,8 @@ pub struct BuildArgs {
     /// Directory seeding the /var/cache/melange cache mount.
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
-    /// Download cache for packages (default: ~/.cache/melange2/apk).
-    #[arg(long)]
+    /// Download cache for packages (default: $XDG_CACHE_HOME/melange2/apk or ~/.cache/melange2/apk).
+    #[arg(long, value_name = "DIR", env = "MELANGE2_APK_CACHE_DIR")]
     pub apk_cache_dir: Option<PathBuf>,
     /// Also unpack the built trees into <dir>/<arch>/melange-out/ for inspection.
     #[arg(long)]
@@ -324,6 +324,32 @@ mod tests {
         assert_eq!(parse_timeout("1h30m").unwrap(), Duration::from_secs(5400));
         assert!(parse_timeout("5x").is_err());
         assert!(parse_timeout("5h3").is_err());
+    }
+
+    /// `--apk-cache-dir` falls back to `MELANGE2_APK_CACHE_DIR`, like `resolve`.
+    #[test]
+    fn apk_cache_dir_reads_the_environment() {
+        use clap::{CommandFactory as _, FromArgMatches as _, Parser};
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            build: BuildArgs,
+        }
+        let arg = Cli::command()
+            .get_arguments()
+            .find(|a| a.get_id() == "apk_cache_dir")
+            .map(|a| a.get_env().map(|e| e.to_os_string()))
+            .expect("--apk-cache-dir exists");
+        assert_eq!(
+            arg.as_deref(),
+            Some(std::ffi::OsStr::new("MELANGE2_APK_CACHE_DIR"))
+        );
+        // the flag still wins over the variable
+        let m = Cli::command()
+            .try_get_matches_from(["build", "--apk-cache-dir", "/flag"])
+            .unwrap();
+        let cli = Cli::from_arg_matches(&m).unwrap();
+        assert_eq!(cli.build.apk_cache_dir, Some(PathBuf::from("/flag")));
     }
 
     #[test]
