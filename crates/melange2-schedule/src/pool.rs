@@ -38,7 +38,7 @@ enum Health {
     Unknown,
     /// Answering; its native and emulated architectures.
     Up {
-        client: Client,
+        client: Box<Client>,
         native: BTreeSet<String>,
         emulated: BTreeSet<String>,
     },
@@ -222,7 +222,7 @@ impl Pool {
                     emulated: emulated.clone(),
                 };
                 *h = Health::Up {
-                    client,
+                    client: Box::new(client),
                     native,
                     emulated,
                 };
@@ -389,7 +389,7 @@ impl Pool {
     /// The client of daemon `i` (probed before).
     pub(crate) fn client(&self, i: usize) -> Result<Client, BuildError> {
         match &*lock(&self.daemons[i].health) {
-            Health::Up { client, .. } => Ok(client.clone()),
+            Health::Up { client, .. } => Ok((**client).clone()),
             Health::Down { reason, .. } => Err(BuildError::Input(format!(
                 "daemon {} is down: {reason}",
                 self.name(i)
