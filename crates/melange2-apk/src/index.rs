@@ -294,7 +294,8 @@ impl ApkIndex {
     }
 
     /// Add or replace records: an existing record with the same name,
-    /// version and arch is replaced in place; others are appended in order.
+    /// version and arch is replaced; then records are sorted by name, version
+    /// and arch, so an index does not depend on the order packages came in.
     pub fn merge<I: IntoIterator<Item = IndexEntry>>(&mut self, new: I) {
         for n in new {
             match self.entries.iter_mut().find(|e| e.same_package(&n)) {
@@ -302,6 +303,13 @@ impl ApkIndex {
                 None => self.entries.push(n),
             }
         }
+        // The same packages give the same index, whatever order they were built in.
+        self.entries.sort_by(|a, b| {
+            a.name
+                .cmp(&b.name)
+                .then_with(|| crate::version::compare(&a.version, &b.version))
+                .then_with(|| a.arch.cmp(&b.arch))
+        });
     }
 
     /// Read one package (signature + control sections only) and merge it.
@@ -673,7 +681,8 @@ pub fn lock_dir(dir: &Path) -> Result<DirLock> {
             Err(std::fs::TryLockError::WouldBlock) => {
                 tracing::debug!(lock = %path.display(), "waiting for the lock held by another build");
                 let start = std::time::Instant::now();
-                file.lock().map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
+                file.lock()
+                    .map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
                 tracing::debug!(lock = %path.display(), waited = ?start.elapsed(), "lock acquired");
             }
             Err(std::fs::TryLockError::Error(e)) => {
@@ -701,17 +710,64 @@ pub fn lock_dir(dir: &Path) -> Result<DirLock> {
 fn open_lock_file(path: &Path) -> Result<(File, bool)> {
     let mut opts = std::fs::OpenOptions::new();
     opts.read(true).write(true);
-    loop {
+    // bounded: a dangling symlink at the path exists for `create_new` but
+    // not for `open`
+    for _ in 0..16 {
         match opts.clone().create_new(true).open(path) {
             Ok(f) => return Ok((f, true)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(Error::io(format!("creating lock file {}", path.display()), e)),
+            Err(e) => {
+                return Err(Error::io(
+                    format!("creating lock file {}", path.display()),
+                    e,
+                ));
+            }
         }
         match opts.open(path) {
             Ok(f) => return Ok((f, false)),
             // removed in between: create it
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(format!("opening lock file {}", path.display()), e)),
+            Err(e) => {
+                return Err(Error::io(
+                    format!("opening lock file {}", path.display()),
+                    e,
+                ));
+            }
         }
+    }
+    Err(Error::io(
+        format!("opening lock file {}", path.display()),
+        std::io::Error::other("it keeps appearing and disappearing (a dangling symlink?)"),
+    ))
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+
+    #[test]
+    fn lock_dir_excludes_and_survives_removal() {
+        let tmp = tempfile::tempdir().unwrap();
+        let l = lock_dir(tmp.path()).unwrap();
+        assert!(l.created_file());
+        let other = File::open(l.path()).unwrap();
+        assert!(matches!(
+            other.try_lock(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ));
+        // the holder removes the file: the next lock makes a new one
+        l.remove().unwrap();
+        let again = lock_dir(tmp.path()).unwrap();
+        assert!(again.created_file());
+        drop(again);
+        assert!(!lock_dir(tmp.path()).unwrap().created_file());
+    }
+
+    #[test]
+    fn lock_dir_refuses_a_dangling_symlink() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("nowhere", tmp.path().join(LOCK_FILE_NAME)).unwrap();
+        let e = lock_dir(tmp.path()).unwrap_err();
+        assert!(e.to_string().contains(LOCK_FILE_NAME), "{e}");
     }
 }

@@ -151,3 +151,15 @@ pub fn apks(out: &Path) -> BTreeMap<String, Vec<u8>> {
     }
     m
 }
+
+/// Names of the files that differ between two [`apks`] snapshots (missing on one side
+/// included); empty when they are identical.
+pub fn differing(a: &BTreeMap<String, Vec<u8>>, b: &BTreeMap<String, Vec<u8>>) -> Vec<String> {
+    a.keys()
+        .chain(b.keys())
+        .filter(|k| a.get(*k) != b.get(*k))
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
