@@ -154,10 +154,7 @@ mod tests {
         assert!(l.lock_file().is_file());
         // another open file description cannot take it meanwhile
         let f = fs::File::open(l.lock_file()).unwrap();
-        assert!(matches!(
-            f.try_lock(),
-            Err(fs::TryLockError::WouldBlock)
-        ));
+        assert!(matches!(f.try_lock(), Err(fs::TryLockError::WouldBlock)));
         drop(l);
         f.try_lock().unwrap();
         f.unlock().unwrap();
@@ -180,10 +177,7 @@ mod tests {
         let second = waiter.join().unwrap();
         assert!(second.lock_file().is_file());
         let f = fs::File::open(second.lock_file()).unwrap();
-        assert!(matches!(
-            f.try_lock(),
-            Err(fs::TryLockError::WouldBlock)
-        ));
+        assert!(matches!(f.try_lock(), Err(fs::TryLockError::WouldBlock)));
     }
 
     #[test]
@@ -196,7 +190,11 @@ mod tests {
         for bad in ["", ".", "..", "a/b"] {
             assert!(write_atomic(tmp.path(), bad, b"x").is_err(), "{bad:?}");
         }
-        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1, "no temp file left");
+        assert_eq!(
+            fs::read_dir(tmp.path()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
         assert!(write_atomic(&tmp.path().join("missing"), "x", b"x").is_err());
     }
 }

@@ -171,7 +171,7 @@ impl Staging {
     pub fn begin(out_dir: &Path, arch: &str) -> Result<Self> {
         let mut created = Vec::new();
         create_dirs(out_dir, &mut created)?;
-        // sweep_stale(out_dir);
+        sweep_stale(out_dir);
         let (dir, lock) = match create_locked_dir(out_dir) {
             Ok(d) => d,
             Err(e) => {

@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Barrier};
+use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -125,7 +125,10 @@ fn packaging_waits_for_the_arch_lock() {
     let _ = key();
     // another process's lock (a scheduler writing its bookkeeping, say)
     let held = lock_arch(&out, ARCH).unwrap();
-    assert!(held.lock_file().ends_with(Path::new(ARCH).join(LOCK_FILE_NAME)));
+    assert!(
+        held.lock_file()
+            .ends_with(Path::new(ARCH).join(LOCK_FILE_NAME))
+    );
     let index = out.join(ARCH).join(INDEX_FILE_NAME);
     std::thread::scope(|s| {
         let h = s.spawn(|| package_dir(&request(&p, &out), &tree));
@@ -195,14 +198,20 @@ fn stale_staging_dirs_are_swept_live_ones_kept() {
     let tree = melange_out(tmp.path(), "sweeper");
     package_dir(&request(&p, &out), &tree).unwrap();
     assert!(!dead.exists(), "stale staging directory kept");
-    assert!(!no_lock.exists(), "stale staging directory without lock kept");
+    assert!(
+        !no_lock.exists(),
+        "stale staging directory without lock kept"
+    );
     assert!(
         live.join("out/half-written.apk").exists(),
         "live staging directory removed"
     );
     assert!(out.join(".melange2-staging-file").is_file());
     assert!(other.is_dir());
-    assert_eq!(staging_dirs(&out), [".melange2-staging-file", ".melange2-staging-live"]);
+    assert_eq!(
+        staging_dirs(&out),
+        [".melange2-staging-file", ".melange2-staging-live"]
+    );
 
     // once its owner is gone, the next run removes it
     drop(live_lock);
@@ -232,7 +241,10 @@ fn staging_dir_of_a_killed_process_is_swept() {
     let start = Instant::now();
     while f.try_lock().is_ok() {
         f.unlock().unwrap();
-        assert!(start.elapsed() < Duration::from_secs(30), "flock(1) never locked");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "flock(1) never locked"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let p = plan("killed");

@@ -28,6 +28,10 @@ pub enum ApkCommand {
         packages: Vec<PathBuf>,
     },
     /// Build or update an APKINDEX.tar.gz from packages.
+    ///
+    /// Every package is checked like `verify` does (paths, checksums, data
+    /// hash), except its signature; the update runs under the lock of the
+    /// index's directory (`.melange2.lock`), shared with concurrent builds.
     Index {
         /// Index file to write.
         #[arg(short = 'o', long, default_value = "APKINDEX.tar.gz")]

@@ -635,7 +635,10 @@ fn an_arch_the_daemon_cannot_run_is_reported_before_building() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("no daemon runs s390x"), "{err}");
     assert!(err.contains("nothing was built"), "{err}");
-    assert!(err.contains("x86_64"), "names what the daemon supports: {err}");
+    assert!(
+        err.contains("x86_64"),
+        "names what the daemon supports: {err}"
+    );
     assert!(!err.contains("exec format error"), "{err}");
     assert!(!out.exists(), "nothing was built");
 }

@@ -120,7 +120,10 @@ fn a_pool_of_two_uses_both_and_builds_the_same_bytes() {
     );
     assert_eq!(pool.len(), 6, "{:?}", pool.keys());
     let diff = common::differing(&pool, &one);
-    assert!(diff.is_empty(), "a pool build differs from a one-daemon build: {diff:?}");
+    assert!(
+        diff.is_empty(),
+        "a pool build differs from a one-daemon build: {diff:?}"
+    );
     // `buildkit info` takes the same flags and prints each daemon.
     let info = melange2()
         .args(["buildkit", "info", "--buildkit-addr"])
