@@ -368,18 +368,20 @@ fn index_is_merged() {
         .iter()
         .map(|e| (e.name.as_str(), e.version.as_str()))
         .collect();
+    // stale record replaced, the rest kept; records sorted by name, version, arch
     assert_eq!(
         names,
         [
-            ("other", "9.9-r0"),
-            ("hello", "1.2.3-r4"),
             ("hello", "1.2.2-r0"),
-            ("hello-libs", "1.2.3-r4"),
+            ("hello", "1.2.3-r4"),
             ("hello-dev", "1.2.3-r4"),
-            ("hello-tools", "1.2.3-r4"),
             ("hello-empty", "1.2.3-r4"),
+            ("hello-libs", "1.2.3-r4"),
+            ("hello-tools", "1.2.3-r4"),
+            ("other", "9.9-r0"),
         ]
     );
+    assert_eq!(index.entries[0].description, "older");
     let hello = &index.entries[1];
     assert_eq!(hello.description, "hello world");
     assert_eq!(hello.checksum, res.packages[0].checksum);
