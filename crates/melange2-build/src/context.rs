@@ -45,6 +45,8 @@ pub struct NodeInputs {
     pub lock: serde_json::Value,
     /// The fingerprinted inputs.
     pub inputs: Inputs,
+    /// The out-dir's index when the inputs were taken (for the up-to-date check).
+    out_index: OutIndex,
 }
 
 impl NodeInputs {
@@ -66,7 +68,8 @@ pub const OUT_DIR_REPOSITORY: &str = "out-dir";
 type RepoKey = (String, Vec<String>, Vec<String>, Option<String>);
 
 /// The out-dir's index of one architecture, as last read.
-struct OutIndex {
+#[derive(Clone, Default)]
+pub(crate) struct OutIndex {
     stamp: Option<String>,
     checksums: Arc<BTreeMap<(String, String), String>>,
 }
@@ -84,13 +87,6 @@ pub struct BuildContext {
     repos: tokio::sync::Mutex<BTreeMap<RepoKey, melange2_resolve::Repositories>>,
     out_index: Mutex<BTreeMap<String, OutIndex>>,
     rootfs: OnceLock<Result<(PathBuf, String), String>>,
-}
-
-/// The content digest of an index file (None: no file). Size and mtime are not enough: two
-/// merges within one timestamp tick can leave indexes of the same size.
-fn stamp(path: &Path) -> Option<String> {
-    let bytes = std::fs::read(path).ok()?;
-    Some(hex::encode(Sha256::digest(&bytes)))
 }
 
 fn load_signing_key(opts: &BuildOptions) -> Result<Option<melange2_apk::SigningKey>, BuildError> {
@@ -212,17 +208,25 @@ impl BuildContext {
         plan: &Plan,
         out_dir: bool,
     ) -> Result<melange2_resolve::Repositories, BuildError> {
+        let stamp = if out_dir {
+            self.out_index(&plan.arch).stamp
+        } else {
+            None
+        };
+        self.load_repositories(plan, stamp).await
+    }
+
+    /// [`BuildContext::repositories`], with the out-dir when its index has `out_stamp`.
+    async fn load_repositories(
+        &self,
+        plan: &Plan,
+        out_stamp: Option<String>,
+    ) -> Result<melange2_resolve::Repositories, BuildError> {
         let env = &plan.environment;
         let mut repositories = env.repositories.clone();
         repositories.extend(env.build_repositories.iter().cloned());
         repositories.extend(self.opts.repository_append.iter().cloned());
         let out_repo = self.out_repo();
-        let index = self
-            .opts
-            .out_dir
-            .join(&plan.arch)
-            .join(melange2_package::INDEX_FILE_NAME);
-        let out_stamp = stamp(&index).filter(|_| out_dir);
         if out_stamp.is_some() && !repositories.contains(&out_repo) {
             repositories.push(out_repo.clone());
         }
@@ -292,6 +296,7 @@ impl BuildContext {
             flags: self.flags(),
             ..Default::default()
         };
+        let out_index = self.out_index(&plan.arch);
         let (env, lock) = match &self.opts.bootstrap_rootfs {
             Some(p) => {
                 let (path, digest) = self.rootfs(p)?;
@@ -300,7 +305,9 @@ impl BuildContext {
                 (EnvSource::Bootstrap { path, digest }, lock)
             }
             None => {
-                let repos = self.repositories(&plan, true).await?;
+                let repos = self
+                    .load_repositories(&plan, out_index.stamp.clone())
+                    .await?;
                 let mut packages = plan.environment.packages.clone();
                 packages.extend(self.opts.package_append.iter().cloned());
                 let lock = repos
@@ -343,41 +350,43 @@ impl BuildContext {
             env,
             lock,
             inputs,
+            out_index,
         })
     }
 
-    /// The out-dir's index of an architecture: (name, version) → checksum; re-read only when
-    /// the file changed.
-    fn out_index(&self, arch: &str) -> Arc<BTreeMap<(String, String), String>> {
+    /// The out-dir's index of an architecture: its content digest and (name, version) →
+    /// checksum. The file is read once per call; it is parsed again only when it changed.
+    fn out_index(&self, arch: &str) -> OutIndex {
         let path = self
             .opts
             .out_dir
             .join(arch)
             .join(melange2_package::INDEX_FILE_NAME);
-        let now = stamp(&path);
+        let Ok(bytes) = std::fs::read(&path) else {
+            return OutIndex::default();
+        };
+        let stamp = Some(hex::encode(Sha256::digest(&bytes)));
         let mut cache = self.out_index.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = cache.get(arch)
-            && c.stamp == now
+            && c.stamp == stamp
         {
-            return Arc::clone(&c.checksums);
+            return c.clone();
         }
-        let checksums: BTreeMap<_, _> = melange2_apk::ApkIndex::read(&path)
-            .map(|i| {
+        let context = path.display().to_string();
+        let checksums = melange2_apk::index::read_index_from(&bytes[..], &context, None)
+            .map(|(i, _)| {
                 i.entries
                     .into_iter()
                     .map(|e| ((e.name, e.version), e.checksum))
                     .collect()
             })
             .unwrap_or_default();
-        let checksums = Arc::new(checksums);
-        cache.insert(
-            arch.to_string(),
-            OutIndex {
-                stamp: now,
-                checksums: Arc::clone(&checksums),
-            },
-        );
-        checksums
+        let index = OutIndex {
+            stamp,
+            checksums: Arc::new(checksums),
+        };
+        cache.insert(arch.to_string(), index.clone());
+        index
     }
 
     /// Is the out-dir's build of this node up to date? `Err` lists why not.
@@ -385,7 +394,7 @@ impl BuildContext {
         let record = Record::read(&self.opts.out_dir, n.arch(), n.recipe());
         let view = View {
             dir: self.opts.out_dir.join(n.arch()),
-            index: self.out_index(n.arch()),
+            index: Arc::clone(&n.out_index.checksums),
         };
         melange2_fingerprint::check(record.as_ref(), &n.inputs, &view)
     }

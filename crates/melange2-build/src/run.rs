@@ -17,7 +17,7 @@ use tokio::io::AsyncReadExt;
 use crate::BuildError;
 use crate::context::{BuildContext, EnvSource, NodeInputs};
 use crate::graph::{GraphOptions, build_graph};
-use crate::support::{accounts, short_hash, source_layer};
+use crate::support::{accounts, local_layer, short_hash, source_layer};
 
 /// Everything `melange2 build` takes.
 #[derive(Clone, Debug, Default)]
@@ -199,23 +199,7 @@ fn rootfs_layer(
     let name = format!("rootfs-{}", &digest.trim_start_matches("sha256:")[..16]);
     if path.is_dir() {
         local_dirs.insert(name.clone(), path.to_path_buf());
-        let src = LocalSource::new(&name)
-            .unique(format!("melange2:{digest}"))
-            .shared_key_hint(&name)
-            .options(OpOptions::named("send bootstrap rootfs"))
-            .build();
-        return Ok(State::scratch().file(
-            FileActions::new().copy(
-                &src,
-                "/",
-                "/",
-                CopyOptions {
-                    contents_only: true,
-                    ..Default::default()
-                },
-            ),
-            OpOptions::named("copy bootstrap rootfs"),
-        )?);
+        return local_layer(&name, digest, vec![], "bootstrap rootfs");
     }
     // A tar (optionally compressed): sent as one file, unpacked inside BuildKit.
     let (dir, file) = match (path.parent(), path.file_name()) {

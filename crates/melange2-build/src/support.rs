@@ -58,12 +58,12 @@ pub fn melangeignore(dir: &Path) -> Vec<String> {
 /// A local directory as a content-addressed layer (the copy's cache key follows its content).
 pub fn local_layer(
     name: &str,
-    dir: &Path,
+    unique: &str,
     exclude: Vec<String>,
     label: &str,
 ) -> Result<State, BuildError> {
     let src = LocalSource::new(name)
-        .unique(format!("melange2:{}", dir.display()))
+        .unique(format!("melange2:{unique}"))
         .shared_key_hint(name)
         .exclude(exclude)
         .options(OpOptions::named(format!("send {label}")))
@@ -94,7 +94,8 @@ pub fn source_layer(dir: &Path, prefix: &str) -> Result<(String, PathBuf, State)
     let abs = std::fs::canonicalize(dir)
         .map_err(|e| BuildError::Input(format!("{}: {e}", dir.display())))?;
     let name = format!("{prefix}-{}", short_hash(&abs.display().to_string()));
-    let state = local_layer(&name, &abs, melangeignore(&abs), "source directory")?;
+    let unique = abs.display().to_string();
+    let state = local_layer(&name, &unique, melangeignore(&abs), "source directory")?;
     Ok((name, abs, state))
 }
 

@@ -101,29 +101,37 @@ impl Ignore {
 pub fn digest_source_dir(dir: &Path) -> Result<BTreeMap<String, String>, FingerprintError> {
     let ignore = Ignore::load(dir)?;
     let mut out = BTreeMap::new();
-    let walk = walkdir::WalkDir::new(dir)
+    walk(dir, |rel, path, meta| {
+        if !ignore.excluded(rel) {
+            out.insert(rel.to_string(), entry_digest(path, meta)?);
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Every entry below `dir` (not following links, sorted by name), with its path relative to
+/// `dir` and its own metadata.
+fn walk(
+    dir: &Path,
+    mut f: impl FnMut(&str, &Path, &std::fs::Metadata) -> Result<(), FingerprintError>,
+) -> Result<(), FingerprintError> {
+    let entries = walkdir::WalkDir::new(dir)
         .follow_links(false)
-        .sort_by_file_name();
-    for entry in walk.min_depth(1) {
+        .sort_by_file_name()
+        .min_depth(1);
+    for entry in entries {
         let entry = entry.map_err(|e| {
             let p = e.path().unwrap_or(dir).to_path_buf();
             FingerprintError::io(&p, e.into())
         })?;
-        let rel = entry
-            .path()
-            .strip_prefix(dir)
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if ignore.excluded(&rel) {
-            continue;
-        }
         let meta = entry
-            .path()
-            .symlink_metadata()
-            .map_err(|e| FingerprintError::io(entry.path(), e))?;
-        out.insert(rel, entry_digest(entry.path(), &meta)?);
+            .metadata()
+            .map_err(|e| FingerprintError::io(entry.path(), e.into()))?;
+        let rel = entry.path().strip_prefix(dir).unwrap_or(entry.path());
+        f(&rel.to_string_lossy(), entry.path(), &meta)?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// One digest for a root filesystem: a directory tree (paths, kinds, modes, owners, content)
@@ -134,27 +142,10 @@ pub fn digest_path(path: &Path) -> Result<String, FingerprintError> {
         return Ok(format!("sha256:{}", hash_file(path)?));
     }
     let mut h = Sha256::new();
-    let walk = walkdir::WalkDir::new(path)
-        .follow_links(false)
-        .sort_by_file_name();
-    for entry in walk.min_depth(1) {
-        let entry = entry.map_err(|e| {
-            let p = e.path().unwrap_or(path).to_path_buf();
-            FingerprintError::io(&p, e.into())
-        })?;
-        let rel = entry.path().strip_prefix(path).unwrap_or(entry.path());
-        let m = entry
-            .path()
-            .symlink_metadata()
-            .map_err(|e| FingerprintError::io(entry.path(), e))?;
-        let line = format!(
-            "{}\0{}\0{}:{}\n",
-            rel.display(),
-            entry_digest(entry.path(), &m)?,
-            m.uid(),
-            m.gid()
-        );
-        h.update(line.as_bytes());
-    }
+    walk(path, |rel, entry, m| {
+        let digest = entry_digest(entry, m)?;
+        h.update(format!("{rel}\0{digest}\0{}:{}\n", m.uid(), m.gid()).as_bytes());
+        Ok(())
+    })?;
     Ok(format!("sha256:{}", hex::encode(h.finalize())))
 }

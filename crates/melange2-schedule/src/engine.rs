@@ -561,10 +561,6 @@ impl<'g> Engine<'g> {
         for id in left {
             let n = self.graph.node(id);
             let r = NodeReport::new(&n.name, &n.arch, NodeResult::Skipped(why.clone()));
-            if self.state.get(&id) == Some(&St::Running) {
-                let slot_free = self.reports.remove(&id);
-                drop(slot_free);
-            }
             self.done(id, r, &mut set);
         }
         self.view.finish();

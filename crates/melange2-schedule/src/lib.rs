@@ -185,6 +185,15 @@ pub async fn load_graph(
     })
 }
 
+/// The run's shared context (architectures settled) and the tree's graph.
+async fn context_and_graph(opts: &TreeOptions) -> Result<(BuildContext, TreeGraph), ScheduleError> {
+    let mut build = opts.build.clone();
+    build.archs = archs_of(&build);
+    let ctx = BuildContext::new(build)?;
+    let tree = load_graph(opts, &ctx).await?;
+    Ok((ctx, tree))
+}
+
 /// The nodes a run covers: `--select`ed ones and their dependencies, or all.
 fn selection(graph: &Graph, select: &[String]) -> Result<BTreeSet<NodeId>, ScheduleError> {
     if select.is_empty() {
@@ -195,10 +204,7 @@ fn selection(graph: &Graph, select: &[String]) -> Result<BTreeSet<NodeId>, Sched
 
 /// Build a tree (or one recipe): see the crate documentation.
 pub async fn build_tree(opts: &TreeOptions, pool: Pool) -> Result<TreeReport, ScheduleError> {
-    let mut build = opts.build.clone();
-    build.archs = archs_of(&build);
-    let ctx = BuildContext::new(build)?;
-    let tree = load_graph(opts, &ctx).await?;
+    let (ctx, tree) = context_and_graph(opts).await?;
     for s in &tree.discovery.skipped {
         tracing::warn!("skipped {}: {}", s.path.display(), s.reason);
     }
@@ -243,10 +249,7 @@ pub async fn render_graph(
     opts: &TreeOptions,
     format: GraphFormat,
 ) -> Result<(String, bool), ScheduleError> {
-    let mut build = opts.build.clone();
-    build.archs = archs_of(&build);
-    let ctx = BuildContext::new(build)?;
-    let tree = load_graph(opts, &ctx).await?;
+    let (_, tree) = context_and_graph(opts).await?;
     let mut text = match format {
         GraphFormat::Text => tree.graph.to_text(),
         GraphFormat::Dot => tree.graph.to_dot(),

@@ -161,10 +161,7 @@ impl Pool {
         if let Health::Up { client, .. } = &*lock(&d.health) {
             return client.daemon().address.clone();
         }
-        d.spec
-            .address
-            .clone()
-            .unwrap_or_else(|| "default daemon".to_string())
+        self.spec_name(i)
     }
 
     /// The daemons as configured.

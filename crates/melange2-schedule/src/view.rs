@@ -383,13 +383,8 @@ impl View {
                 m.remove(&pb);
             }
         }
-        let line = self.result_line(i, report);
         match self.mode {
-            ProgressMode::Plain | ProgressMode::Tty => {
-                if let Some(l) = line {
-                    self.println(l);
-                }
-            }
+            ProgressMode::Plain | ProgressMode::Tty => self.println(self.result_line(i, report)),
             ProgressMode::RawJson => {
                 let (result, error) = match &report.result {
                     NodeResult::Failed(e) => ("failed".to_string(), Some(e.clone())),
@@ -411,7 +406,7 @@ impl View {
         self.redraw_header();
     }
 
-    fn result_line(&self, i: usize, r: &NodeReport) -> Option<String> {
+    fn result_line(&self, i: usize, r: &NodeReport) -> String {
         let label = &self.nodes[i].label;
         let tty = self.mode == ProgressMode::Tty;
         let mark = |plain: &'static str, styled: console::StyledObject<&'static str>| {
@@ -421,7 +416,7 @@ impl View {
                 plain.to_string()
             }
         };
-        Some(match &r.result {
+        match &r.result {
             NodeResult::Built => format!(
                 "{} {label} built in {:.1}s ({} cached, {} executed)",
                 mark("[built]", console::style("✓").green()),
@@ -449,7 +444,7 @@ impl View {
                 "{} {label} skipped: {why}",
                 mark("[skipped]", console::style("-").dim())
             ),
-        })
+        }
     }
 
     fn close_log(&mut self, i: usize, result: &NodeResult) -> Option<PathBuf> {

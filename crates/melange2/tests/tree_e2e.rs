@@ -179,6 +179,14 @@ fn reasons(o: &Output) -> BTreeMap<String, Vec<String>> {
         .collect()
 }
 
+/// The packages a run built.
+fn built(res: &BTreeMap<String, String>) -> BTreeSet<&str> {
+    res.iter()
+        .filter(|(_, r)| *r == "built")
+        .map(|(p, _)| p.as_str())
+        .collect()
+}
+
 fn index_names(t: &Tree) -> BTreeSet<String> {
     let mut kr = Keyring::new();
     kr.add_file(&t.signing_key.with_extension("rsa.pub"))
@@ -314,11 +322,7 @@ fn a_tree_builds_in_order_and_reruns_for_free() {
     let o = build(&t, &[]);
     ok(&o);
     let res = results(&o);
-    let rebuilt: BTreeSet<&str> = res
-        .iter()
-        .filter(|(_, r)| *r == "built")
-        .map(|(p, _)| p.as_str())
-        .collect();
+    let rebuilt = built(&res);
     assert_eq!(rebuilt, BTreeSet::from(["a", "b", "c", "ver"]), "{res:?}");
     let r = reasons(&o);
     assert!(
@@ -352,11 +356,7 @@ fn a_tree_builds_in_order_and_reruns_for_free() {
     let o = build(&t, &[]);
     ok(&o);
     let res = results(&o);
-    let rebuilt: BTreeSet<&str> = res
-        .iter()
-        .filter(|(_, r)| *r == "built")
-        .map(|(p, _)| p.as_str())
-        .collect();
+    let rebuilt = built(&res);
     assert_eq!(
         rebuilt,
         BTreeSet::from(["a", "b", "base", "c", "ver"]),
