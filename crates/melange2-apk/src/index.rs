@@ -182,13 +182,34 @@ fn split_list(v: &str) -> Vec<String> {
     v.split_whitespace().map(str::to_string).collect()
 }
 
-/// Parse APKINDEX text into records.
+/// Parse APKINDEX text into records; what
+/// [`parse_index_text_with_notes`] notes is logged as warnings.
 ///
 /// # Errors
-/// [`Error::Malformed`] with the line number for malformed lines, records
-/// without `P:`/`V:`, or non-numeric numeric fields.
+/// As [`parse_index_text_with_notes`].
 pub fn parse_index_text(text: &str) -> Result<Vec<IndexEntry>> {
+    let (entries, notes) = parse_index_text_with_notes(text)?;
+    for n in notes {
+        tracing::warn!("{n}");
+    }
+    Ok(entries)
+}
+
+/// Parse APKINDEX text into records as leniently as apk-tools reads fields
+/// that are not security-relevant (docs/apk.md, "Reading what other tools
+/// write"), returning notes about what was read differently from how it is
+/// written: a `t:` that is zero, negative (Go's zero time, written by
+/// go-apk as `t:-62135596800`) or not a number reads as unknown (0); an `I:`,
+/// `k:` or `q:` that is not a number reads as unset. Unknown letters are
+/// kept in [`IndexEntry::extra`].
+///
+/// # Errors
+/// [`Error::Malformed`] with the line number for lines that are not
+/// `X:value`, records without `P:`/`V:`, or an `S:` (the file size a
+/// download is checked against) that is not a number.
+pub fn parse_index_text_with_notes(text: &str) -> Result<(Vec<IndexEntry>, Vec<String>)> {
     let mut out = Vec::new();
+    let mut notes = Vec::new();
     let mut cur: Option<(usize, IndexEntry)> = None;
     let finish = |cur: Option<(usize, IndexEntry)>, out: &mut Vec<IndexEntry>| -> Result<()> {
         if let Some((line, e)) = cur {
@@ -219,42 +240,59 @@ pub fn parse_index_text(text: &str) -> Result<Vec<IndexEntry>> {
                 ),
             ));
         }
-        let key = char::from(bytes[0]);
-        let v = &line[2..];
         let e = &mut cur.get_or_insert_with(|| (lineno, IndexEntry::default())).1;
-        let num = |v: &str| -> Result<u64> {
-            v.trim().parse().map_err(|_| {
-                Error::malformed(
-                    format!("APKINDEX line {lineno}"),
-                    format!("{key}: {v:?} is not a number"),
-                )
-            })
-        };
-        match key {
-            'C' => e.checksum = v.to_string(),
-            'P' => e.name = v.to_string(),
-            'V' => e.version = v.to_string(),
-            'A' => e.arch = v.to_string(),
-            'S' => e.size = num(v)?,
-            'I' => e.installed_size = num(v)?,
-            'T' => e.description = v.to_string(),
-            'U' => e.url = v.to_string(),
-            'L' => e.license = v.to_string(),
-            'o' => e.origin = v.to_string(),
-            'm' => e.maintainer = v.to_string(),
-            't' => e.build_time = num(v)?,
-            'c' => e.commit = v.to_string(),
-            'k' => e.provider_priority = Some(num(v)?),
-            'D' => e.depends = split_list(v),
-            'p' => e.provides = split_list(v),
-            'i' => e.install_if = split_list(v),
-            'r' => e.replaces = split_list(v),
-            'q' => e.replaces_priority = Some(num(v)?),
-            other => e.extra.push((other, v.to_string())),
-        }
+        set_index_field(e, char::from(bytes[0]), &line[2..], &mut |m| {
+            notes.push(format!("APKINDEX line {lineno}: {m}"));
+        })
+        .map_err(|m| Error::malformed(format!("APKINDEX line {lineno}"), m))?;
     }
     finish(cur.take(), &mut out)?;
-    Ok(out)
+    Ok((out, notes))
+}
+
+/// Store one `X:value` line of a record; `note` receives what was read
+/// leniently. Errors are messages for the caller to place.
+fn set_index_field(
+    e: &mut IndexEntry,
+    key: char,
+    v: &str,
+    note: &mut dyn FnMut(String),
+) -> std::result::Result<(), String> {
+    let mut lenient = |v: &str| -> Option<u64> {
+        let n = v.trim().parse().ok();
+        if n.is_none() {
+            note(format!("{key}: {v:?} is not a number; read as unset"));
+        }
+        n
+    };
+    match key {
+        'C' => e.checksum = v.to_string(),
+        'P' => e.name = v.to_string(),
+        'V' => e.version = v.to_string(),
+        'A' => e.arch = v.to_string(),
+        'S' => {
+            e.size = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("S: {v:?} is not a number"))?;
+        }
+        'I' => e.installed_size = lenient(v).unwrap_or(0),
+        'T' => e.description = v.to_string(),
+        'U' => e.url = v.to_string(),
+        'L' => e.license = v.to_string(),
+        'o' => e.origin = v.to_string(),
+        'm' => e.maintainer = v.to_string(),
+        't' => e.build_time = crate::pkginfo::build_time(v, note),
+        'c' => e.commit = v.to_string(),
+        'k' => e.provider_priority = lenient(v),
+        'D' => e.depends = split_list(v),
+        'p' => e.provides = split_list(v),
+        'i' => e.install_if = split_list(v),
+        'r' => e.replaces = split_list(v),
+        'q' => e.replaces_priority = lenient(v),
+        other => e.extra.push((other, v.to_string())),
+    }
+    Ok(())
 }
 
 /// A repository index.
@@ -479,7 +517,10 @@ pub fn read_index_from<R: BufRead>(
         let text = text.ok_or_else(|| Error::malformed(&what, "no APKINDEX entry"))?;
         let text = String::from_utf8(text)
             .map_err(|_| Error::malformed(&what, "APKINDEX is not valid UTF-8"))?;
-        let entries = parse_index_text(&text).map_err(|e| e.within(&ctx))?;
+        let (entries, notes) = parse_index_text_with_notes(&text).map_err(|e| e.within(&ctx))?;
+        for n in notes {
+            tracing::warn!("{ctx}: {n}");
+        }
         let description = String::from_utf8_lossy(&description.unwrap_or_default()).into_owned();
         Ok(ApkIndex {
             entries,
@@ -769,5 +810,30 @@ mod lock_tests {
         std::os::unix::fs::symlink("nowhere", tmp.path().join(LOCK_FILE_NAME)).unwrap();
         let e = lock_dir(tmp.path()).unwrap_err();
         assert!(e.to_string().contains(LOCK_FILE_NAME), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod lenient_tests {
+    use super::*;
+
+    #[test]
+    fn reads_go_apk_records_and_notes_what_it_read_leniently() {
+        let text = "P:old\nV:1.0-r0\nA:x86_64\nL:\nT:\no:\nm:\nU:\nD:\np:\nc:\ni:\n\
+                    t:-62135596800\nS:10\nI:\nk:0\nC:Q1abc=\nq:x\n\n";
+        let (e, notes) = parse_index_text_with_notes(text).unwrap();
+        assert_eq!(e.len(), 1);
+        let e = &e[0];
+        assert_eq!((e.build_time, e.size, e.installed_size), (0, 10, 0));
+        assert_eq!((e.provider_priority, e.replaces_priority), (Some(0), None));
+        assert!(e.depends.is_empty() && e.provides.is_empty() && e.install_if.is_empty());
+        let all = notes.join("\n");
+        assert!(all.contains("line 13: build time -62135596800"), "{all}");
+        assert!(all.contains("line 15: I: \"\""), "{all}");
+        assert!(all.contains("line 18: q: \"x\""), "{all}");
+        assert_eq!(notes.len(), 3, "{all}");
+        // the size a download is checked against stays strict
+        let err = parse_index_text("P:a\nV:1\nS:-1\n").unwrap_err();
+        assert!(err.to_string().contains("line 3"), "{err}");
     }
 }

@@ -38,8 +38,8 @@ pub mod writer;
 pub use error::{Error, Result};
 pub use gzip::{DEFAULT_BLOCK_SIZE, GzOptions};
 pub use index::{
-    ApkIndex, IndexEntry, IndexSignatures, index_packages, parse_index_text, read_index,
-    sign_index_file,
+    ApkIndex, IndexEntry, IndexSignatures, index_packages, parse_index_text,
+    parse_index_text_with_notes, read_index, sign_index_file,
 };
 pub use installed::{InstalledFile, render_installed_entry, render_installed_entry_from_data};
 pub use keys::{

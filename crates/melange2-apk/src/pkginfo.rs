@@ -68,6 +68,25 @@ fn check_value(field: &str, v: &str) -> Result<()> {
     Ok(())
 }
 
+/// A build time as written by any melange tool: Unix seconds, where zero, a
+/// negative value (Go's zero time is `-62135596800`) or anything that is not
+/// a number means unknown (0), with a note saying so.
+pub(crate) fn build_time(v: &str, note: &mut dyn FnMut(String)) -> u64 {
+    match v.trim().parse::<i64>() {
+        Ok(t) if t > 0 => t.unsigned_abs(),
+        Ok(t) => {
+            note(format!(
+                "build time {t} is not a real date; read as unknown"
+            ));
+            0
+        }
+        Err(_) => {
+            note(format!("build time {v:?} is not a number; read as unknown"));
+            0
+        }
+    }
+}
+
 /// Check a package name: `[a-zA-Z0-9._+-]`, starting with an alphanumeric.
 pub fn is_valid_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -224,15 +243,39 @@ impl PkgInfo {
         s
     }
 
-    /// Parse `.PKGINFO` text. Unknown keys go to [`PkgInfo::extra`].
+    /// Parse `.PKGINFO` text. Unknown keys go to [`PkgInfo::extra`]; what
+    /// [`PkgInfo::parse_with_notes`] notes is logged as warnings.
     ///
     /// # Errors
-    /// [`Error::Malformed`] with the line number for lines without ` = ` or
-    /// non-numeric numeric fields.
+    /// As [`PkgInfo::parse_with_notes`].
     pub fn parse(text: &str) -> Result<Self> {
+        let (p, notes) = Self::parse_with_notes(text)?;
+        for n in notes {
+            tracing::warn!(package = %p.name, "{n}");
+        }
+        Ok(p)
+    }
+
+    /// Parse `.PKGINFO` text as leniently as apk-tools and go-apk read it
+    /// (docs/apk.md, "Reading what other tools write"), returning the notes
+    /// about what was read differently from how it is written:
+    /// * `builddate` that is zero, negative (Go's zero time
+    ///   `-62135596800`) or not a number reads as unknown (0);
+    /// * `size`, `provider_priority`, `replaces_priority` that are not
+    ///   numbers read as unset (0 / none);
+    /// * lines without ` = ` are skipped (a trailing `key =` is an empty
+    ///   value); empty `depend`/`provides`/`replaces`/`license` values are
+    ///   skipped; `depend`, `provides` and `replaces` may list several
+    ///   space-separated values, as apk-tools reads them.
+    ///
+    /// Unknown keys are kept in [`PkgInfo::extra`] without a note.
+    ///
+    /// # Errors
+    /// [`Error::Malformed`] when `pkgname` or `pkgver` is missing or empty.
+    pub fn parse_with_notes(text: &str) -> Result<(Self, Vec<String>)> {
         let mut p = PkgInfo::default();
+        let mut notes = Vec::new();
         for (i, line) in text.lines().enumerate() {
-            let ctx = || format!(".PKGINFO line {}", i + 1);
             if line.trim().is_empty() {
                 continue;
             }
@@ -242,47 +285,63 @@ impl PkgInfo {
                 }
                 continue;
             }
-            let Some((k, v)) = line.split_once(" = ") else {
-                return Err(Error::malformed(
-                    ctx(),
-                    format!("expected `key = value`, got {line:?}"),
+            let Some((k, v)) = line
+                .split_once(" = ")
+                .or_else(|| line.strip_suffix(" =").map(|k| (k, "")))
+            else {
+                notes.push(format!(
+                    ".PKGINFO line {}: skipped {:?} (not `key = value`)",
+                    i + 1,
+                    line.chars().take(80).collect::<String>()
                 ));
+                continue;
             };
-            let num = |v: &str| -> Result<u64> {
-                v.trim()
-                    .parse()
-                    .map_err(|_| Error::malformed(ctx(), format!("{k}: {v:?} is not a number")))
-            };
-            match k {
-                "pkgname" => p.name = v.to_string(),
-                "pkgver" => p.version = v.to_string(),
-                "arch" => p.arch = v.to_string(),
-                "size" => p.size = num(v)?,
-                "origin" => p.origin = v.to_string(),
-                "pkgdesc" => p.description = v.to_string(),
-                "url" => p.url = v.to_string(),
-                "commit" => p.commit = v.to_string(),
-                "maintainer" => p.maintainer = v.to_string(),
-                "packager" => p.packager = v.to_string(),
-                "builddate" => p.build_date = num(v)?,
-                "license" => p.licenses.push(v.to_string()),
-                "depend" => p.depends.push(v.to_string()),
-                "provides" => p.provides.push(v.to_string()),
-                "replaces" => p.replaces.push(v.to_string()),
-                "install_if" => p
-                    .install_if
-                    .extend(v.split_whitespace().map(str::to_string)),
-                "provider_priority" => p.provider_priority = Some(num(v)?),
-                "replaces_priority" => p.replaces_priority = Some(num(v)?),
-                "triggers" => p.triggers.extend(v.split_whitespace().map(str::to_string)),
-                "datahash" => p.datahash = v.to_string(),
-                _ => p.extra.push((k.to_string(), v.to_string())),
-            }
+            p.set_field(k, v, &mut |m| {
+                notes.push(format!(".PKGINFO line {}: {m}", i + 1));
+            });
         }
         if p.name.is_empty() || p.version.is_empty() {
             return Err(Error::malformed(".PKGINFO", "missing pkgname or pkgver"));
         }
-        Ok(p)
+        Ok((p, notes))
+    }
+
+    /// Store one `key = value` line; `note` receives what was read leniently.
+    fn set_field(&mut self, k: &str, v: &str, note: &mut dyn FnMut(String)) {
+        let mut num = |v: &str, unset: &str| -> Option<u64> {
+            let n = v.trim().parse().ok();
+            if n.is_none() {
+                note(format!("{k} {v:?} is not a number; read as {unset}"));
+            }
+            n
+        };
+        let words = |list: &mut Vec<String>| {
+            list.extend(v.split_whitespace().map(str::to_string));
+        };
+        match k {
+            "pkgname" => self.name = v.to_string(),
+            "pkgver" => self.version = v.to_string(),
+            "arch" => self.arch = v.to_string(),
+            "size" => self.size = num(v, "0").unwrap_or(0),
+            "origin" => self.origin = v.to_string(),
+            "pkgdesc" => self.description = v.to_string(),
+            "url" => self.url = v.to_string(),
+            "commit" => self.commit = v.to_string(),
+            "maintainer" => self.maintainer = v.to_string(),
+            "packager" => self.packager = v.to_string(),
+            "builddate" => self.build_date = build_time(v, note),
+            "license" if !v.trim().is_empty() => self.licenses.push(v.to_string()),
+            "license" => {}
+            "depend" => words(&mut self.depends),
+            "provides" => words(&mut self.provides),
+            "replaces" => words(&mut self.replaces),
+            "install_if" => words(&mut self.install_if),
+            "provider_priority" => self.provider_priority = num(v, "unset"),
+            "replaces_priority" => self.replaces_priority = num(v, "unset"),
+            "triggers" => words(&mut self.triggers),
+            "datahash" => self.datahash = v.to_string(),
+            _ => self.extra.push((k.to_string(), v.to_string())),
+        }
     }
 
     /// The license as a single value (lines joined with ` AND `), as apk
@@ -323,9 +382,48 @@ mod tests {
     }
 
     #[test]
-    fn parse_errors_name_line() {
-        let e = PkgInfo::parse("pkgname = a\npkgver = 1\nsize = x\n").unwrap_err();
-        assert!(e.to_string().contains("line 3"), "{e}");
+    fn parse_errors_and_notes_name_line() {
+        let (p, notes) = PkgInfo::parse_with_notes("pkgname = a\npkgver = 1\nsize = x\n").unwrap();
+        assert_eq!(p.size, 0);
+        assert!(
+            notes[0].contains("line 3") && notes[0].contains("size"),
+            "{notes:?}"
+        );
         assert!(PkgInfo::parse("garbage\n").is_err());
+        assert!(PkgInfo::parse("pkgname = \npkgver = 1\n").is_err());
+    }
+
+    #[test]
+    fn reads_what_other_melange_tools_write() {
+        let text = "# Generated by melange\npkgname = a\npkgver = 1.0-r0\narch = x86_64\n\
+            size = 0\nurl =\nbuilddate = -62135596800\nlicense = \ndepend = \n\
+            depend = so:libc.so.6 busybox\nprovides = cmd:a=1.0-r0\nprovider_priority = high\n\
+            futurekey = some value\nnot a key value line\ndatahash = 00ff\n";
+        let (p, notes) = PkgInfo::parse_with_notes(text).unwrap();
+        assert_eq!(p.build_date, 0);
+        assert_eq!(p.url, "");
+        assert!(p.licenses.is_empty());
+        assert_eq!(p.depends, ["so:libc.so.6", "busybox"]);
+        assert_eq!(p.provider_priority, None);
+        assert_eq!(
+            p.extra,
+            [("futurekey".to_string(), "some value".to_string())]
+        );
+        assert_eq!(p.datahash, "00ff");
+        let all = notes.join("\n");
+        assert!(all.contains("line 7: build time -62135596800"), "{all}");
+        assert!(all.contains("line 12: provider_priority \"high\""), "{all}");
+        assert!(
+            all.contains("line 14: skipped \"not a key value line\""),
+            "{all}"
+        );
+        assert_eq!(notes.len(), 3, "{all}");
+        // zero is unknown too; a real date is kept
+        let (p, notes) =
+            PkgInfo::parse_with_notes("pkgname = a\npkgver = 1\nbuilddate = 0\n").unwrap();
+        assert_eq!((p.build_date, notes.len()), (0, 1));
+        let (p, notes) =
+            PkgInfo::parse_with_notes("pkgname = a\npkgver = 1\nbuilddate = 1700000000\n").unwrap();
+        assert_eq!((p.build_date, notes.len()), (1_700_000_000, 0));
     }
 }

@@ -383,7 +383,11 @@ impl<R: BufRead> PackageReader<R> {
             if h.path == ".PKGINFO" {
                 let text = String::from_utf8(data)
                     .map_err(|_| Error::malformed(format!("{ctx}: .PKGINFO"), "not valid UTF-8"))?;
-                pkginfo = Some(PkgInfo::parse(&text).map_err(|e| e.within(&ctx))?);
+                let (info, notes) = PkgInfo::parse_with_notes(&text).map_err(|e| e.within(&ctx))?;
+                for n in notes {
+                    tracing::warn!("{ctx}: {n}");
+                }
+                pkginfo = Some(info);
                 pkginfo_mtime = h.mtime;
             } else if h.path.starts_with(".SIGN.") {
                 return Err(Error::malformed(
