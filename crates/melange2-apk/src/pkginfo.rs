@@ -68,12 +68,13 @@ fn check_value(field: &str, v: &str) -> Result<()> {
     Ok(())
 }
 
-/// A build time as written by any melange tool: Unix seconds, where zero, a
-/// negative value (Go's zero time is `-62135596800`) or anything that is not
-/// a number means unknown (0), with a note saying so.
+/// A build time as written by any melange tool: Unix seconds, where zero (what
+/// melange writes for an unknown date) means unknown (0), and a negative value
+/// (Go's zero time is `-62135596800`) or anything that is not a number also
+/// reads as unknown, with a note saying so.
 pub(crate) fn build_time(v: &str, note: &mut dyn FnMut(String)) -> u64 {
     match v.trim().parse::<i64>() {
-        Ok(t) if t > 0 => t.unsigned_abs(),
+        Ok(t) if t >= 0 => t.unsigned_abs(),
         Ok(t) => {
             note(format!(
                 "build time {t} is not a real date; read as unknown"
@@ -418,10 +419,10 @@ mod tests {
             "{all}"
         );
         assert_eq!(notes.len(), 3, "{all}");
-        // zero is unknown too; a real date is kept
+        // zero is how melange writes an unknown date: no note; a real date is kept
         let (p, notes) =
             PkgInfo::parse_with_notes("pkgname = a\npkgver = 1\nbuilddate = 0\n").unwrap();
-        assert_eq!((p.build_date, notes.len()), (0, 1));
+        assert_eq!((p.build_date, notes.len()), (0, 0));
         let (p, notes) =
             PkgInfo::parse_with_notes("pkgname = a\npkgver = 1\nbuilddate = 1700000000\n").unwrap();
         assert_eq!((p.build_date, notes.len()), (1_700_000_000, 0));
