@@ -19,10 +19,13 @@ build: deps
 demo: build
 	@scripts/with-buildkit.sh scripts/demo.sh
 
-# The whole test suite against a real buildkitd (started here when BUILDKIT_HOST is unset).
+# The whole test suite against a real buildkitd (started here when BUILDKIT_HOST is unset),
+# including the real-toolchain tier on the Debian rootfs of scripts/toolchain-rootfs.sh (made
+# once and cached, see docs/toolchain.md; MELANGE2_TOOLCHAIN_ROOTFS set by hand is used as is).
 test: deps
 	$(CARGO) build --locked --workspace --all-targets
-	@scripts/with-buildkit.sh $(CARGO) test --locked --workspace --no-fail-fast
+	@rootfs=$${MELANGE2_TOOLCHAIN_ROOTFS:-$$(scripts/toolchain-rootfs.sh)} && \
+	  MELANGE2_TOOLCHAIN_ROOTFS="$$rootfs" scripts/with-buildkit.sh $(CARGO) test --locked --workspace --no-fail-fast
 
 lint:
 	$(CARGO) fmt --all -- --check

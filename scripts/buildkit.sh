@@ -16,8 +16,10 @@
 # Named extra daemons (for tests of several daemons), next to the default one:
 #   scripts/buildkit.sh start|stop|status|addr|pid NAME
 # Each has its own state dir ($MELANGE2_BUILDKIT_STATE-NAME), --root, unix socket, OTEL socket
-# and runc state dir, and no TCP listener. `stop NAME` stops the daemon and every process it
-# started (runc, build containers) and waits until they are gone.
+# and runc state dir, and no TCP listener unless MELANGE2_BUILDKIT_TLS_LISTEN=tcp://HOST:PORT
+# is set (mutual TLS with ca.pem, server.pem and server-key.pem from $MELANGE2_BUILDKIT_TLS_CERTS,
+# which the caller makes). `stop NAME` stops the daemon and every process it started (runc,
+# build containers) and waits until they are gone.
 #
 # Every step is idempotent. Environment:
 #   MELANGE2_BUILDKIT_STATE  state dir (default: $XDG_STATE_HOME/melange2/buildkitd)
@@ -210,8 +212,17 @@ start_named() {
     runc=$(command -v runc) || die "runc not installed"
     printf '#!/bin/sh\nexec %q --root %q "$@"\n' "$runc" "$state_dir/runc" >"$state_dir/runc-wrapper"
     chmod 755 "$state_dir/runc-wrapper"
-    log "starting buildkitd $name on $addr (log: $logfile)"
-    setsid "$bkd" --root "$state_dir/root" --addr "$addr" \
+    local tls=()
+    if [ -n "${MELANGE2_BUILDKIT_TLS_LISTEN:-}" ]; then
+      local c="${MELANGE2_BUILDKIT_TLS_CERTS:?MELANGE2_BUILDKIT_TLS_CERTS names the certificates}"
+      for f in ca.pem server.pem server-key.pem; do
+        [ -f "$c/$f" ] || die "MELANGE2_BUILDKIT_TLS_CERTS: no $f in $c"
+      done
+      tls=(--addr "$MELANGE2_BUILDKIT_TLS_LISTEN" --tlscacert "$c/ca.pem"
+        --tlscert "$c/server.pem" --tlskey "$c/server-key.pem")
+    fi
+    log "starting buildkitd $name on $addr ${tls[*]:+and ${tls[1]} }(log: $logfile)"
+    setsid "$bkd" --root "$state_dir/root" --addr "$addr" "${tls[@]}" \
       --otel-socket-path "$state_dir/otel-grpc.sock" \
       --oci-worker=true --containerd-worker=false \
       --oci-worker-binary "$state_dir/runc-wrapper" >"$logfile" 2>&1 </dev/null &

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::BuildError;
 use crate::run::BuildOptions;
+use crate::secrets::BuildSecrets;
 use crate::support::source_date_epoch_env;
 
 /// The environment of one build: resolved from repositories, or a given root filesystem.
@@ -23,12 +24,19 @@ pub enum EnvSource {
         /// The request (environment packages, pipelines' needs, `--package-append`).
         packages: Vec<String>,
     },
-    /// `--bootstrap-rootfs`: a directory or a tar, with its content digest.
+    /// `--bootstrap-rootfs`: a directory or a tar, with the packages to add over it.
     Bootstrap {
         /// Absolute path.
         path: PathBuf,
         /// Content digest (`sha256:…`).
         digest: String,
+        /// The rootfs as read on the client (entries, apk database, accounts).
+        rootfs: crate::bootstrap::Rootfs,
+        /// The loaded repositories, resolving over the rootfs's installed packages.
+        repos: melange2_resolve::Repositories,
+        /// The packages to add (environment packages, pipelines' needs,
+        /// `--package-append`); empty when the rootfs has them all.
+        packages: Vec<String>,
     },
 }
 
@@ -86,7 +94,9 @@ pub struct BuildContext {
     out_key: Option<PathBuf>,
     repos: tokio::sync::Mutex<BTreeMap<RepoKey, melange2_resolve::Repositories>>,
     out_index: Mutex<BTreeMap<String, OutIndex>>,
-    rootfs: OnceLock<Result<(PathBuf, String), String>>,
+    rootfs: OnceLock<Result<crate::bootstrap::Rootfs, String>>,
+    /// `--secret` and `--env-file` values, kept out of what the build writes.
+    pub secrets: BuildSecrets,
 }
 
 fn load_signing_key(opts: &BuildOptions) -> Result<Option<melange2_apk::SigningKey>, BuildError> {
@@ -137,6 +147,7 @@ impl BuildContext {
             None => source_date_epoch_env()?,
         };
         let signing_key = load_signing_key(&opts)?;
+        let secrets = BuildSecrets::new(&opts.secrets, &opts.env_files)?;
         let out_key = match &signing_key {
             Some(k) => Some(public_key_file(k, opts.apk_cache_dir.as_deref())?),
             None => None,
@@ -149,6 +160,7 @@ impl BuildContext {
             repos: tokio::sync::Mutex::new(BTreeMap::new()),
             out_index: Mutex::new(BTreeMap::new()),
             rootfs: OnceLock::new(),
+            secrets,
         })
     }
 
@@ -198,6 +210,7 @@ impl BuildContext {
             None => "unsigned".to_string(),
         };
         put("signing-key", key);
+        f.extend(self.secrets.flags());
         f
     }
 
@@ -266,18 +279,72 @@ impl BuildContext {
         Ok(repos)
     }
 
-    /// The bootstrap rootfs (absolute path, content digest), hashed once per run.
-    fn rootfs(&self, path: &Path) -> Result<(PathBuf, String), BuildError> {
+    /// The bootstrap rootfs (absolute path, content digest, what it holds), read once per
+    /// run.
+    fn rootfs(&self, path: &Path) -> Result<crate::bootstrap::Rootfs, BuildError> {
         self.rootfs
-            .get_or_init(|| {
-                let abs = std::fs::canonicalize(path)
-                    .map_err(|e| format!("bootstrap rootfs {}: {e}", path.display()))?;
-                let digest = melange2_fingerprint::digest_path(&abs)
-                    .map_err(|e| format!("bootstrap rootfs: {e}"))?;
-                Ok((abs, digest))
-            })
+            .get_or_init(|| crate::bootstrap::read_rootfs(path))
             .clone()
             .map_err(BuildError::Input)
+    }
+
+    /// A bootstrap build's environment: the rootfs, and the packages it lacks resolved from
+    /// the repositories (an error listing every package nothing can serve).
+    async fn bootstrap_env(
+        &self,
+        plan: &Plan,
+        path: &Path,
+        out_stamp: Option<String>,
+        inputs: &mut Inputs,
+        cycle_broken: &BTreeSet<String>,
+    ) -> Result<(EnvSource, serde_json::Value), BuildError> {
+        let rootfs = self.rootfs(path)?;
+        inputs.rootfs = Some(rootfs.digest.clone());
+        let repos = self
+            .load_repositories(plan, out_stamp)
+            .await?
+            .over(rootfs.scan.installed.clone());
+        let request = crate::bootstrap::request(plan, &self.opts.package_append);
+        let who = format!("recipe {} ({})", plan.package.name, plan.file);
+        let lock = crate::bootstrap::lock(&repos, &request, &who)?;
+        let mut value = serde_json::json!({ "bootstrap-rootfs": rootfs.digest });
+        if !lock.packages.is_empty() {
+            value["packages"] = self.record_lock(lock, inputs, cycle_broken)?["packages"].take();
+        }
+        let env = EnvSource::Bootstrap {
+            path: rootfs.path.clone(),
+            digest: rootfs.digest.clone(),
+            rootfs,
+            repos,
+            packages: request.into_keys().collect(),
+        };
+        Ok((env, value))
+    }
+
+    /// Put a lock's packages into the inputs and turn it into the JSON that packages and
+    /// provenance carry (the out-dir named as such, not by its path).
+    fn record_lock(
+        &self,
+        mut lock: melange2_resolve::Lock,
+        inputs: &mut Inputs,
+        cycle_broken: &BTreeSet<String>,
+    ) -> Result<serde_json::Value, BuildError> {
+        for p in &lock.packages {
+            let v = if cycle_broken.contains(&p.name) {
+                "any (breaks a cycle)".to_string()
+            } else {
+                format!("{} {}", p.version, p.checksum)
+            };
+            inputs.environment.insert(p.name.clone(), v);
+        }
+        let out_repo = self.out_repo();
+        for p in &mut lock.packages {
+            if p.repository == out_repo {
+                // Packages and provenance carry no path of this machine.
+                p.repository = OUT_DIR_REPOSITORY.to_string();
+            }
+        }
+        serde_json::to_value(&lock).map_err(|e| BuildError::Environment(e.to_string()))
     }
 
     /// The inputs of one recipe's build: resolves the environment lock (nothing is downloaded)
@@ -292,45 +359,32 @@ impl BuildContext {
     ) -> Result<NodeInputs, BuildError> {
         let mut inputs = Inputs {
             version: env!("CARGO_PKG_VERSION").to_string(),
-            plan: melange2_fingerprint::plan_components(&plan),
+            plan: melange2_fingerprint::plan_components(&self.secrets.public_plan(&plan)),
             flags: self.flags(),
             ..Default::default()
         };
         let out_index = self.out_index(&plan.arch);
         let (env, lock) = match &self.opts.bootstrap_rootfs {
             Some(p) => {
-                let (path, digest) = self.rootfs(p)?;
-                inputs.rootfs = Some(digest.clone());
-                let lock = serde_json::json!({ "bootstrap-rootfs": digest });
-                (EnvSource::Bootstrap { path, digest }, lock)
+                let stamp = out_index.stamp.clone();
+                self.bootstrap_env(&plan, p, stamp, &mut inputs, cycle_broken)
+                    .await?
             }
             None => {
-                let repos = self
+                let mut repos = self
                     .load_repositories(&plan, out_index.stamp.clone())
                     .await?;
+                if let Some(pin) = &self.opts.environment_pin {
+                    repos = repos
+                        .pinned(pin)
+                        .map_err(|e| BuildError::Resolve(e.to_string()))?;
+                }
                 let mut packages = plan.environment.packages.clone();
                 packages.extend(self.opts.package_append.iter().cloned());
                 let lock = repos
                     .lock(&packages)
                     .map_err(|e| BuildError::Resolve(e.to_string()))?;
-                for p in &lock.packages {
-                    let v = if cycle_broken.contains(&p.name) {
-                        "any (breaks a cycle)".to_string()
-                    } else {
-                        format!("{} {}", p.version, p.checksum)
-                    };
-                    inputs.environment.insert(p.name.clone(), v);
-                }
-                let mut lock = lock;
-                let out_repo = self.out_repo();
-                for p in &mut lock.packages {
-                    if p.repository == out_repo {
-                        // Packages and provenance carry no path of this machine.
-                        p.repository = OUT_DIR_REPOSITORY.to_string();
-                    }
-                }
-                let lock = serde_json::to_value(&lock)
-                    .map_err(|e| BuildError::Environment(e.to_string()))?;
+                let lock = self.record_lock(lock, &mut inputs, cycle_broken)?;
                 (EnvSource::Resolved { repos, packages }, lock)
             }
         };

@@ -8,6 +8,10 @@ use melange2_llb::{
 };
 
 use crate::BuildError;
+use melange2_secrets::SECRETS_DIR;
+
+/// uid and gid of melange's `build` user, the owner of secret files.
+const BUILD_UID: u32 = 1000;
 
 /// Where the packages' trees are built inside the container.
 pub const OUTPUT_DIR: &str = "/home/build/melange-out";
@@ -29,6 +33,9 @@ pub struct GraphOptions {
     pub debug: bool,
     /// Prefix of step names (e.g. `[aarch64] `) when several builds share one progress view.
     pub name_prefix: String,
+    /// Secrets mounted into every step: id (at `/run/secrets/<id>`, mode 0400, owned by the
+    /// build user) and the environment variable that also holds it, if any.
+    pub secrets: Vec<(String, Option<String>)>,
 }
 
 /// A step as it appears in progress output.
@@ -219,6 +226,17 @@ pub fn build_graph(
                     env.entry((*v).to_string())
                         .or_insert_with(|| (*dest).to_string());
                 }
+            }
+        }
+        for (id, var) in &opts.secrets {
+            exec = exec.mount(
+                Mount::secret(&format!("{SECRETS_DIR}/{id}"), id.clone())
+                    .owner(BUILD_UID, BUILD_UID, 0o400),
+            );
+            if let Some(v) = var {
+                // The secret wins over a variable of the same name from the recipe.
+                env.remove(v);
+                exec = exec.secret_env(v.clone(), id.clone());
             }
         }
         let built = exec.envs(env).build()?;

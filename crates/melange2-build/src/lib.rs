@@ -11,15 +11,24 @@
 //!   ExecOp per step, toolchain cache mounts, the package trees exported from
 //!   `/home/build/melange-out`); the graph is deterministic, so an unchanged recipe is fully
 //!   cached by BuildKit.
+//! * [`secrets::BuildSecrets`]: `--secret` values are mounted into every step at
+//!   `/run/secrets/<id>` (and optionally an environment variable) through the session, never
+//!   in the graph; `--env-file` values are shown as `***` in `.melange.yaml` and the records
+//!   (names and a digest only); both are masked in step output and logs.
 
+pub mod bootstrap;
 mod context;
 pub mod graph;
+mod pack_progress;
 mod run;
+pub mod secrets;
+mod settings;
 pub mod support;
 
 pub use context::{BuildContext, EnvSource, NodeInputs};
 pub use melange2_fingerprint::Reason;
 pub use run::{BuildOptions, NodeOutput, execute, recipe_cache};
+pub use settings::{BuildSettings, source_digest};
 pub use support::find_config;
 
 /// Errors of a build.

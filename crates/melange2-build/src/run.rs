@@ -10,14 +10,15 @@ use bollard_buildkit_proto::moby::buildkit::v1::StatusResponse;
 use melange2_buildkit::progress::ProgressMode;
 use melange2_buildkit::{Client, Exporter, SolveOptions};
 use melange2_environment::{EnvironmentRequest, PackageFile, assemble};
-use melange2_llb::{CopyOptions, FileActions, LocalSource, OpOptions, Platform, State};
+use melange2_llb::{LocalSource, OpOptions, Platform, State};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
 use crate::BuildError;
 use crate::context::{BuildContext, EnvSource, NodeInputs};
 use crate::graph::{GraphOptions, build_graph};
-use crate::support::{accounts, local_layer, short_hash, source_layer};
+use crate::pack_progress::PackagingStep;
+use crate::support::{accounts, short_hash, source_layer};
 
 /// Everything `melange2 build` takes.
 #[derive(Clone, Debug, Default)]
@@ -44,6 +45,9 @@ pub struct BuildOptions {
     pub workspace_dir: Option<PathBuf>,
     /// `--env-file`s.
     pub env_files: Vec<PathBuf>,
+    /// `--secret`s with their values: mounted at `/run/secrets/<id>` in every step, never
+    /// written anywhere, masked in step output.
+    pub secrets: Vec<melange2_secrets::Secret>,
     /// `--vars-file`.
     pub vars_file: Option<PathBuf>,
     /// `--build-option`s.
@@ -91,6 +95,9 @@ pub struct BuildOptions {
     pub cache_to: Vec<melange2_buildkit::CacheOption>,
     /// `--cache-from`: where the daemon looks for cache (tags derived the same way).
     pub cache_from: Vec<melange2_buildkit::CacheOption>,
+    /// Resolve the environment to exactly these packages (by name and checksum), as
+    /// `melange2 rebuild` does; a package the repositories no longer offer is an error.
+    pub environment_pin: Option<melange2_resolve::Lock>,
 }
 
 /// One recipe's cache reference: the tag of `ref` (default `melange2`) followed by the
@@ -189,54 +196,11 @@ struct Prepared {
     sca_env: melange2_package::BuildEnvironment,
 }
 
-/// The bootstrap rootfs as a layer, named by its content digest: the same tree at another
-/// path is the same layer.
-fn rootfs_layer(
-    path: &Path,
-    digest: &str,
-    local_dirs: &mut BTreeMap<String, PathBuf>,
-) -> Result<State, BuildError> {
-    let name = format!("rootfs-{}", &digest.trim_start_matches("sha256:")[..16]);
-    if path.is_dir() {
-        local_dirs.insert(name.clone(), path.to_path_buf());
-        return local_layer(&name, digest, vec![], "bootstrap rootfs");
-    }
-    // A tar (optionally compressed): sent as one file, unpacked inside BuildKit.
-    let (dir, file) = match (path.parent(), path.file_name()) {
-        (Some(d), Some(f)) => (d.to_path_buf(), f.to_string_lossy().into_owned()),
-        _ => {
-            return Err(BuildError::Input(format!(
-                "bootstrap rootfs {} is neither a directory nor a file",
-                path.display()
-            )));
-        }
-    };
-    local_dirs.insert(name.clone(), dir);
-    let src = LocalSource::new(&name)
-        .unique(format!("melange2:{digest}"))
-        .shared_key_hint(&name)
-        .include(vec![file.clone()])
-        .options(OpOptions::named("send bootstrap rootfs"))
-        .build();
-    Ok(State::scratch().file(
-        FileActions::new().copy(
-            &src,
-            &format!("/{file}"),
-            "/",
-            CopyOptions {
-                unpack: true,
-                ..Default::default()
-            },
-        ),
-        OpOptions::named("unpack bootstrap rootfs"),
-    )?)
-}
-
 /// The repositories and keys an environment lists in `/etc/apk`. The out-dir is a path on
 /// this machine, meaningless inside the build and different on every machine, so it is never
 /// listed (a recipe's steps stay cached across machines and out-dirs); its key only when a
 /// package came from it.
-fn environment_sources(
+pub(crate) fn environment_sources(
     ctx: &BuildContext,
     resolution: &melange2_resolve::Resolution,
 ) -> (Vec<String>, Vec<PathBuf>) {
@@ -274,7 +238,17 @@ async fn prepare(
         ..Default::default()
     };
     let env_state = match &n.env {
-        EnvSource::Bootstrap { path, digest } => rootfs_layer(path, digest, &mut local_dirs)?,
+        EnvSource::Bootstrap {
+            path,
+            digest,
+            rootfs,
+            repos,
+            packages,
+        } => {
+            let base = crate::bootstrap::rootfs_layer(path, digest, &mut local_dirs)?;
+            let (l, s) = (&mut local_dirs, &mut sca_env);
+            crate::bootstrap::environment(ctx, plan, rootfs, base, repos, packages, l, s).await?
+        }
         EnvSource::Resolved { repos, packages } => {
             let resolution = repos
                 .resolve(packages)
@@ -293,6 +267,7 @@ async fn prepare(
             let (users, groups) = accounts(&plan.environment.accounts);
             let (repositories, keys) = environment_sources(ctx, &resolution);
             let request = EnvironmentRequest {
+                base: None,
                 packages: resolution
                     .packages
                     .iter()
@@ -351,6 +326,12 @@ async fn prepare(
             cache_mounts: opts.cache_mounts,
             debug: opts.debug,
             name_prefix: name_prefix.to_string(),
+            secrets: ctx
+                .secrets
+                .secrets
+                .iter()
+                .map(|s| (s.id.clone(), s.as_env.clone()))
+                .collect(),
         },
     )?;
     Ok(Prepared {
@@ -397,10 +378,11 @@ async fn solve_and_package(
         inner: reader,
         outcome: outcome_rx,
     };
+    let (mut packaging, reader) = PackagingStep::new(&n.plan.package.name, &n.plan.arch, reader);
     let plan = n.plan.clone();
     let out_dir = opts.out_dir.clone();
     let key = ctx.signing_key.clone();
-    let melange_yaml = melange_yaml(n)?;
+    let melange_yaml = melange_yaml(ctx, n)?;
     let generate_index = opts.generate_index;
     let namespace = opts.namespace.clone().unwrap_or_else(|| "unknown".into());
     let mut build_config = melange2_package::BuildConfig::new(sbom_config_path(&plan.file));
@@ -486,6 +468,13 @@ async fn solve_and_package(
         &def,
         SolveOptions {
             local_dirs: p.local_dirs.clone(),
+            secrets: ctx
+                .secrets
+                .secrets
+                .iter()
+                .map(|s| (s.id.clone(), s.value().to_vec()))
+                .collect(),
+            redact: ctx.secrets.redactor.clone(),
             exporters,
             cache_exports: opts
                 .cache_to
@@ -501,6 +490,7 @@ async fn solve_and_package(
         },
         &mut forward,
     );
+    let solve = packaging.during(solve, status);
     let solved = match opts.timeout {
         Some(t) => match tokio::time::timeout(t, solve).await {
             Ok(r) => r.map_err(BuildError::from),
@@ -509,18 +499,30 @@ async fn solve_and_package(
         None => solve.await.map_err(BuildError::from),
     };
     let _ = outcome_tx.send(Some(solved.is_ok()));
-    let packaged = pack
+    let packaged = packaging
+        .during(pack, status)
         .await
         .map_err(|e| BuildError::Package(format!("packager thread: {e}")))?;
-    let out = match (solved, packaged) {
-        (Ok(_), Ok(out)) => out,
+    let result = match (solved, packaged) {
+        (Ok(r), Ok(out)) => {
+            let bytes = r.local_bytes_sent;
+            let (recipe, arch) = (n.recipe(), n.arch());
+            tracing::debug!(recipe, arch, bytes, "local files sent to the daemon");
+            Ok(out)
+        }
         // The packager stopped reading: its error explains the failed export.
         (Err(BuildError::Buildkit(melange2_buildkit::BuildkitError::Export(_))), Err(pe)) => {
-            return Err(BuildError::Package(pe.to_string()));
+            Err(BuildError::Package(pe.to_string()))
         }
-        (Err(e), _) => return Err(e),
-        (Ok(_), Err(pe)) => return Err(BuildError::Package(pe.to_string())),
+        (Err(e), _) => Err(e),
+        (Ok(_), Err(pe)) => Err(BuildError::Package(pe.to_string())),
     };
+    let error = result.as_ref().err().map(ToString::to_string);
+    packaging.finish(
+        result.as_ref().map_err(|_| error.as_deref().unwrap_or("")),
+        status,
+    );
+    let out = result?;
     if let Some((task, staging, target)) = workspace {
         task.await
             .map_err(|e| BuildError::Package(format!("workspace thread: {e}")))?
@@ -548,11 +550,13 @@ async fn solve_and_package(
     })
 }
 
-/// The main package's `.melange.yaml`: the plan and the environment lock.
-fn melange_yaml(n: &NodeInputs) -> Result<String, BuildError> {
+/// The main package's `.melange.yaml`: the plan, the environment lock and the settings that
+/// change package bytes (what `melange2 rebuild` needs).
+fn melange_yaml(ctx: &BuildContext, n: &NodeInputs) -> Result<String, BuildError> {
     serde_json::to_string_pretty(&serde_json::json!({
-        "plan": &n.plan,
+        "plan": ctx.secrets.public_plan(&n.plan),
         "environment-lock": &n.lock,
+        "build": crate::settings::BuildSettings::of(ctx, n),
     }))
     .map_err(|e| BuildError::Environment(e.to_string()))
 }

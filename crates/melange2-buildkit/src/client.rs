@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bollard_buildkit_proto::moby::buildkit::v1::{
     self as control, InfoRequest, ListWorkersRequest, SolveRequest, StatusRequest, StatusResponse,
-    control_client::ControlClient,
+    control_client::ControlClient, frontend as gw,
 };
 use melange2_llb::{Definition, Platform};
 use sha2::{Digest, Sha256};
@@ -15,7 +15,9 @@ use tonic::transport::Channel;
 
 use crate::cache::Role;
 use crate::error::{clean_message, decode_details, exit_code_from_message};
+use crate::gateway::{Bridge, FailedStep, FailureHook};
 use crate::progress::Tracker;
+use crate::redact::StatusRedactor;
 use crate::session::{Session, SessionConfig};
 use crate::{Address, BuildkitError, CacheOption, SolveError, TlsFiles};
 
@@ -90,6 +92,9 @@ pub struct SolveOptions {
     pub local_dirs: BTreeMap<String, PathBuf>,
     /// Secrets served by id.
     pub secrets: BTreeMap<String, Vec<u8>>,
+    /// Values masked (as `***`) in every status message (logs, errors, warnings) and in the
+    /// error of a failed solve, before the caller sees them.
+    pub redact: melange2_secrets::Redactor,
     /// Exporters (their index is their id).
     pub exporters: Vec<Exporter>,
     /// Entitlements (`network.host`, `security.insecure`).
@@ -103,6 +108,10 @@ pub struct SolveOptions {
     /// Caches the daemon may take steps from (`--cache-from`). A missing or unreachable one is
     /// not an error: the daemon reports it in the progress and builds without it.
     pub cache_imports: Vec<CacheOption>,
+    /// Run the build through the gateway and call this when a step fails, while its
+    /// container can still be opened ([`FailedStep::container`]); the solve then fails with
+    /// that step's failure as usual.
+    pub on_failure: Option<FailureHook>,
 }
 
 /// What happened during a successful solve.
@@ -129,6 +138,7 @@ impl SolveResult {
 #[derive(Clone)]
 pub struct Client {
     control: ControlClient<Channel>,
+    channel: Channel,
     info: DaemonInfo,
     shared_key: String,
 }
@@ -147,7 +157,7 @@ impl Client {
         call_timeout: Duration,
     ) -> Result<Self, BuildkitError> {
         let channel = addr.channel(tls, connect_timeout).await?;
-        let mut control = ControlClient::new(channel)
+        let mut control = ControlClient::new(channel.clone())
             .max_decoding_message_size(MAX_MSG)
             .max_encoding_message_size(MAX_MSG);
         let shown = addr.to_string();
@@ -197,6 +207,7 @@ impl Client {
         let shared_key = stable_shared_key();
         Ok(Self {
             control,
+            channel,
             info: DaemonInfo {
                 address: shown,
                 package: info.package,
@@ -250,12 +261,32 @@ impl Client {
     }
 
     /// Solve `def`, serving what `opts` names, and hand every status update to `on_status`.
+    /// With [`SolveOptions::on_failure`], the build runs through the gateway so that a failed
+    /// step's container can be opened before the build ends (see [`FailedStep`]).
     pub async fn solve(
         &self,
         def: &Definition,
-        opts: SolveOptions,
+        mut opts: SolveOptions,
         on_status: &mut (dyn FnMut(&StatusResponse) + Send),
     ) -> Result<SolveResult, BuildkitError> {
+        match opts.on_failure.take() {
+            Some(hook) => self.solve_gateway(def, opts, on_status, hook).await,
+            None => {
+                let mut run = self.start_run(Some(def), opts).await?;
+                let mut solve_client = self.control.clone();
+                let req = std::mem::take(&mut run.req);
+                let outcome = run.pump(solve_client.solve(req), on_status).await;
+                run.finish(outcome, on_status).await
+            }
+        }
+    }
+
+    /// Open the session, build the request and start following the build's status.
+    async fn start_run(
+        &self,
+        def: Option<&Definition>,
+        opts: SolveOptions,
+    ) -> Result<Run, BuildkitError> {
         let start = Instant::now();
         let cache = cache_options(&opts.cache_exports, &opts.cache_imports)?;
         let mut exports = BTreeMap::new();
@@ -283,7 +314,7 @@ impl Client {
         let build_ref = uuid::Uuid::new_v4().simple().to_string();
         let req = SolveRequest {
             r#ref: build_ref.clone(),
-            definition: Some(def.pb.clone()),
+            definition: def.map(|d| d.pb.clone()),
             session: session.id.clone(),
             entitlements: opts.entitlements,
             frontend_attrs: opts.frontend_attrs.into_iter().collect(),
@@ -292,14 +323,13 @@ impl Client {
             ..Default::default()
         };
 
-        // Status runs next to Solve under the same ref; it feeds a channel we drain below.
-        let (st_tx, mut st_rx) = mpsc::channel::<StatusResponse>(256);
+        // Status runs next to Solve under the same ref; it feeds a channel drained by `pump`.
+        let (st_tx, st_rx) = mpsc::channel::<StatusResponse>(256);
         let mut status_client = self.control.clone();
+        let status_ref = build_ref.clone();
         let status_task = tokio::spawn(async move {
             let Ok(resp) = status_client
-                .status(StatusRequest {
-                    r#ref: build_ref.clone(),
-                })
+                .status(StatusRequest { r#ref: status_ref })
                 .await
             else {
                 return;
@@ -311,54 +341,191 @@ impl Client {
                 }
             }
         });
+        Ok(Run {
+            start,
+            redactor: StatusRedactor::new(opts.redact),
+            session,
+            build_ref,
+            req,
+            st_rx,
+            status_task,
+            tracker: Tracker::default(),
+            cache_exports: opts.cache_exports,
+        })
+    }
 
-        let mut tracker = Tracker::default();
-        let mut solve_client = self.control.clone();
-        let solve = solve_client.solve(req);
-        tokio::pin!(solve);
-        let t_solve = Instant::now();
-        let outcome = loop {
-            tokio::select! {
-                r = &mut solve => break r,
-                Some(msg) = st_rx.recv() => {
-                    tracker.update(&msg);
-                    on_status(&msg);
+    /// Solve through the gateway: this process is the build's frontend. A failed step's
+    /// container is handed to `hook` before the build ends with that step's failure.
+    async fn solve_gateway(
+        &self,
+        def: &Definition,
+        opts: SolveOptions,
+        on_status: &mut (dyn FnMut(&StatusResponse) + Send),
+        hook: FailureHook,
+    ) -> Result<SolveResult, BuildkitError> {
+        let imports = opts
+            .cache_imports
+            .iter()
+            .map(|c| {
+                let p = c.to_proto();
+                gw::CacheOptionsEntry {
+                    r#type: p.r#type,
+                    attrs: p.attrs,
                 }
+            })
+            .collect();
+        let mut run = self.start_run(None, opts).await?;
+        let bridge = Bridge::new(self.channel.clone(), &run.build_ref)?;
+        let mut control = self.control.clone();
+        let req = std::mem::take(&mut run.req);
+        let mut control_solve = tokio::spawn(async move { control.solve(req).await });
+
+        // The daemon answers the bridge once it has registered the build; a build that ends
+        // before (a session error) ends this wait too.
+        let gateway = tokio::select! {
+            r = run.pump(bridge.solve(&def.pb, imports), on_status) => r,
+            r = &mut control_solve => {
+                eprintln!("XDEBUG control solve ended first: {r:?}");
+                let outcome = r.map_err(|e| BuildkitError::Session(format!("solve task: {e}")))?;
+                return run.finish(outcome, on_status).await;
             }
         };
-        let t_drain = Instant::now();
-        // Drain what the daemon still reports (final vertex states, logs).
-        while let Ok(Some(msg)) = tokio::time::timeout(STATUS_DRAIN, st_rx.recv()).await {
-            tracker.update(&msg);
-            on_status(&msg);
+        let failure = match gateway {
+            Ok(result) => {
+                run.pump(bridge.finish(Ok(result)), on_status).await?;
+                None
+            }
+            Err(status) => {
+                eprintln!("XDEBUG gateway failed: {status:?}");
+                run.settle(on_status).await;
+                let err = run.solve_error(&status);
+                let step = FailedStep::new(err.clone(), &status, &def.pb, bridge.clone());
+                hook(&step).await;
+                if let Err(e) = bridge.finish(Err(&status)).await {
+                    tracing::debug!("returning the failure to the daemon: {e}");
+                }
+                Some(err)
+            }
+        };
+        let outcome = run.pump(control_solve, on_status).await;
+        let outcome = outcome.map_err(|e| BuildkitError::Session(format!("solve task: {e}")))?;
+        match failure {
+            Some(err) => {
+                run.drain(on_status).await;
+                run.session.finish_exports().await?;
+                Err(err.into())
+            }
+            None => run.finish(outcome, on_status).await,
         }
-        status_task.abort();
+    }
+}
+
+/// One build in flight: its session, request and status.
+struct Run {
+    start: Instant,
+    redactor: StatusRedactor,
+    session: Session,
+    build_ref: String,
+    req: SolveRequest,
+    st_rx: mpsc::Receiver<StatusResponse>,
+    status_task: tokio::task::JoinHandle<()>,
+    tracker: Tracker,
+    cache_exports: Vec<CacheOption>,
+}
+
+impl Run {
+    /// Track a status update and hand it on, secrets masked.
+    fn status(&mut self, msg: StatusResponse, on_status: &mut (dyn FnMut(&StatusResponse) + Send)) {
+        let msg = self.redactor.apply(msg);
+        self.tracker.update(&msg);
+        on_status(&msg);
+    }
+
+    /// The failure of a solve, secrets masked.
+    fn solve_error(&self, status: &tonic::Status) -> SolveError {
+        let mut e = solve_error(status, &self.tracker);
+        e.message = self.redactor.redact_str(&e.message);
+        e
+    }
+
+    /// Await `fut`, handing status updates on as they come.
+    async fn pump<F: std::future::Future>(
+        &mut self,
+        fut: F,
+        on_status: &mut (dyn FnMut(&StatusResponse) + Send),
+    ) -> F::Output {
+        tokio::pin!(fut);
+        loop {
+            tokio::select! {
+                r = &mut fut => break r,
+                Some(msg) = self.st_rx.recv() => self.status(msg, on_status),
+            }
+        }
+    }
+
+    /// After a step failed: hand on its last status (its error and log) before anything else
+    /// uses the terminal, waiting a little for it.
+    async fn settle(&mut self, on_status: &mut (dyn FnMut(&StatusResponse) + Send)) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while self.tracker.failed_vertex().is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.st_rx.recv()).await {
+                Ok(Some(msg)) => self.status(msg, on_status),
+                _ => break,
+            }
+        }
+        while let Ok(msg) = self.st_rx.try_recv() {
+            self.status(msg, on_status);
+        }
+    }
+
+    /// Hand on what the daemon still reports (final vertex states, logs), then stop following.
+    async fn drain(&mut self, on_status: &mut (dyn FnMut(&StatusResponse) + Send)) {
+        while let Ok(Some(msg)) = tokio::time::timeout(STATUS_DRAIN, self.st_rx.recv()).await {
+            self.status(msg, on_status);
+        }
+        self.status_task.abort();
+        if let Some(last) = self.redactor.finish() {
+            self.tracker.update(&last);
+            on_status(&last);
+        }
+    }
+
+    /// The result of the build from the outcome of `Control.Solve`.
+    async fn finish(
+        mut self,
+        outcome: Result<tonic::Response<control::SolveResponse>, tonic::Status>,
+        on_status: &mut (dyn FnMut(&StatusResponse) + Send),
+    ) -> Result<SolveResult, BuildkitError> {
+        let t_drain = Instant::now();
+        self.drain(on_status).await;
         tracing::debug!(
-            session = ?(t_solve - start),
-            solve = ?(t_drain - t_solve),
+            solve = ?(t_drain - self.start),
             drain = ?t_drain.elapsed(),
             "solve phases"
         );
-
         match outcome {
             Ok(resp) => {
-                session.finish_exports().await?;
+                self.session.finish_exports().await?;
                 Ok(SolveResult {
-                    vertices: tracker.summaries(),
+                    vertices: self.tracker.summaries(),
                     exporter_response: resp.into_inner().exporter_response.into_iter().collect(),
-                    duration: start.elapsed(),
-                    local_bytes_sent: session.local_bytes_sent(),
+                    duration: self.start.elapsed(),
+                    local_bytes_sent: self.session.local_bytes_sent(),
                 })
             }
             Err(status) => {
                 // An exporter that failed on our side explains the failure better.
-                session.finish_exports().await?;
-                if let Some(e) =
-                    cache_export_error(&status, &tracker, &session.id, &opts.cache_exports)
-                {
+                self.session.finish_exports().await?;
+                if let Some(e) = cache_export_error(
+                    &status,
+                    &self.tracker,
+                    &self.session.id,
+                    &self.cache_exports,
+                ) {
                     return Err(e);
                 }
-                Err(solve_error(&status, &tracker).into())
+                Err(self.solve_error(&status).into())
             }
         }
     }

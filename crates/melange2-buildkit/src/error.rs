@@ -79,6 +79,9 @@ pub enum BuildkitError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A failed step's container could not be opened or used.
+    #[error("debugging the failed step: {0}")]
+    Debug(String),
     /// Every step succeeded, but the daemon could not export the cache.
     #[error(
         "the build succeeded, but exporting its cache to {targets} failed: {message} \

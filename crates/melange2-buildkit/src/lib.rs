@@ -7,8 +7,16 @@
 //!   are served over FileSync, secrets over the Secrets service, and the `tar` exporter's
 //!   stream is written into a caller-supplied sink. Status events are tracked for the caller
 //!   and handed to a [`progress::Progress`] renderer.
+//! - Secret values ([`SolveOptions::redact`]) are masked in every status event (logs, vertex
+//!   errors, warnings) and in a failed solve's error before anything sees them; a value split
+//!   across two log messages is masked too (docs/build.md, "Secrets").
 //! - [`SolveOptions::cache_exports`] and [`SolveOptions::cache_imports`] share BuildKit's cache
 //!   through a registry ([`CacheOption`]); the daemon reads and writes it itself.
+//! - With [`SolveOptions::on_failure`] the build runs through BuildKit's gateway (this process
+//!   is its frontend): when a step's process fails, the hook gets a [`FailedStep`] whose
+//!   [`FailedStep::container`] reopens that step's mounts as they were at the failure, to run
+//!   processes in ([`Container::start`], terminal, resize, signals) or read its files; the
+//!   solve then fails with the step's failure (docs/debug.md).
 //! - A failed solve becomes a [`SolveError`] naming the failing step, its exit code and the
 //!   last lines of its log.
 //!
@@ -19,8 +27,10 @@ mod cache;
 mod client;
 mod error;
 mod filesync;
+mod gateway;
 pub mod local;
 pub mod progress;
+mod redact;
 mod report;
 mod session;
 
@@ -30,6 +40,9 @@ pub use client::{
     Client, DaemonInfo, ExportSink, Exporter, MIN_VERSION, SolveOptions, SolveResult, WorkerInfo,
 };
 pub use error::{BuildkitError, SolveError};
+pub use gateway::{
+    Container, FailedStep, FailureHook, Process, ProcessEvent, ProcessInput, ProcessSpec,
+};
 pub use melange2_llb as llb;
 pub use report::{DaemonReport, daemon_report};
 

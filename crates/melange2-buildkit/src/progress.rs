@@ -4,6 +4,15 @@
 //! error, the last lines of its log). [`Progress`] renders the same stream for people:
 //! `plain` in the style of `buildctl --progress=plain`, `tty` as live spinners (indicatif),
 //! `rawjson` as one JSON object per status message. [`Progress::finish`] prints a summary.
+//!
+//! Work the client does itself (packaging the export stream) is shown as a [`ClientStep`]: a
+//! vertex of the same Status stream whose digest starts with [`CLIENT_STEP_PREFIX`], so every
+//! renderer and log shows it like a BuildKit step, with its bytes and duration; it is not a
+//! BuildKit step and is left out of the step counts. Byte counters of a step (BuildKit's
+//! transfers of local sources, the packager's reads) are shown as they go: throttled lines in
+//! `plain`, on the step's line in `tty`. In `tty` mode the last [`LIVE_TAIL_LINES`] lines of
+//! a running step's output are shown under its line and disappear when it ends (see
+//! docs/build.md, "Progress").
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{IsTerminal, Write};
@@ -15,6 +24,106 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// How many log lines of each vertex are kept for error reports.
 const TAIL_LINES: usize = 40;
+
+/// How many lines of a running step's output `tty` mode shows under its line.
+pub const LIVE_TAIL_LINES: usize = 6;
+
+/// Digest prefix of the vertices of [`ClientStep`]s.
+pub const CLIENT_STEP_PREFIX: &str = "melange2-client:";
+
+/// Whether a vertex digest is a [`ClientStep`]'s.
+pub fn is_client_step(digest: &str) -> bool {
+    digest.starts_with(CLIENT_STEP_PREFIX)
+}
+
+/// Work the client does itself, reported as a vertex of the Status stream so every renderer
+/// shows it: [`ClientStep::started`], byte counts ([`ClientStep::progress`]), output lines
+/// ([`ClientStep::log`]) and the end ([`ClientStep::completed`]).
+#[derive(Clone, Debug)]
+pub struct ClientStep {
+    digest: String,
+    name: String,
+    started: SystemTime,
+}
+
+fn timestamp(t: SystemTime) -> Option<Timestamp> {
+    let d = t.duration_since(UNIX_EPOCH).ok()?;
+    Some(Timestamp {
+        seconds: i64::try_from(d.as_secs()).ok()?,
+        nanos: i32::try_from(d.subsec_nanos()).ok()?,
+    })
+}
+
+impl ClientStep {
+    /// A step named `name`, started at `started`; `id` makes its digest unique in a build.
+    pub fn new(id: &str, name: &str, started: SystemTime) -> Self {
+        ClientStep {
+            digest: format!("{CLIENT_STEP_PREFIX}{id}"),
+            name: name.to_string(),
+            started,
+        }
+    }
+
+    /// Its vertex digest.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    fn vertex(&self, completed: Option<SystemTime>, error: &str) -> StatusResponse {
+        StatusResponse {
+            vertexes: vec![bollard_buildkit_proto::moby::buildkit::v1::Vertex {
+                digest: self.digest.clone(),
+                name: self.name.clone(),
+                started: timestamp(self.started),
+                completed: completed.and_then(timestamp),
+                error: error.to_string(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// The step started.
+    pub fn started(&self) -> StatusResponse {
+        self.vertex(None, "")
+    }
+
+    /// `current` bytes of `total` (0: unknown) done on counter `id` (e.g. `read`).
+    pub fn progress(&self, id: &str, current: u64, total: u64, done: bool) -> StatusResponse {
+        let now = timestamp(SystemTime::now());
+        StatusResponse {
+            statuses: vec![bollard_buildkit_proto::moby::buildkit::v1::VertexStatus {
+                id: id.to_string(),
+                vertex: self.digest.clone(),
+                name: id.to_string(),
+                current: i64::try_from(current).unwrap_or(i64::MAX),
+                total: i64::try_from(total).unwrap_or(i64::MAX),
+                timestamp: now,
+                started: timestamp(self.started),
+                completed: if done { now } else { None },
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// One line of output.
+    pub fn log(&self, line: &str) -> StatusResponse {
+        StatusResponse {
+            logs: vec![bollard_buildkit_proto::moby::buildkit::v1::VertexLog {
+                vertex: self.digest.clone(),
+                stream: 1,
+                timestamp: timestamp(SystemTime::now()),
+                msg: format!("{line}\n").into_bytes(),
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// The step ended now, with `error` when it failed.
+    pub fn completed(&self, error: Option<&str>) -> StatusResponse {
+        self.vertex(Some(SystemTime::now()), error.unwrap_or(""))
+    }
+}
 
 fn to_time(t: &Option<Timestamp>) -> Option<SystemTime> {
     let t = t.as_ref()?;
@@ -43,6 +152,8 @@ pub struct VertexState {
     pub error: String,
     tail: VecDeque<String>,
     partial: BTreeMap<i64, Vec<u8>>,
+    /// Byte/item counters by id: (current, total, done).
+    counters: BTreeMap<String, (i64, i64, bool)>,
 }
 
 impl VertexState {
@@ -57,6 +168,43 @@ impl VertexState {
         let skip = v.len().saturating_sub(TAIL_LINES);
         v.split_off(skip)
     }
+    /// The last `n` lines of output, ready for a terminal line each: control characters and
+    /// ANSI sequences removed, at most `width` characters.
+    pub fn live_tail(&self, n: usize, width: usize) -> Vec<String> {
+        let all = self.log_tail();
+        let skip = all.len().saturating_sub(n);
+        all[skip..]
+            .iter()
+            .map(|l| {
+                let clean: String = console::strip_ansi_codes(l)
+                    .chars()
+                    .map(|c| if c == '\t' { ' ' } else { c })
+                    .filter(|c| !c.is_control())
+                    .collect();
+                truncate(&clean, width)
+            })
+            .collect()
+    }
+
+    /// Its counters as text (`52.40MB`, `3.00MB / 10.00MB`), for a step's line.
+    pub fn counters_text(&self) -> String {
+        self.counters
+            .values()
+            .map(|&(current, total, _)| amount(current, total))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Bytes (or items) its counters reached so far, summed.
+    pub fn bytes(&self) -> i64 {
+        self.counters.values().map(|c| c.0.max(0)).sum()
+    }
+
+    /// A client step, not a BuildKit one ([`ClientStep`]).
+    pub fn is_client_step(&self) -> bool {
+        is_client_step(&self.digest)
+    }
+
     /// Time between start and completion.
     pub fn duration(&self) -> Option<Duration> {
         let (s, c) = (self.started?, self.completed?);
@@ -166,6 +314,10 @@ impl Tracker {
             }
         }
         for s in &resp.statuses {
+            if let Some(st) = self.vertices.get_mut(&s.vertex) {
+                st.counters
+                    .insert(s.id.clone(), (s.current, s.total, s.completed.is_some()));
+            }
             changes.push(Change::Status {
                 vertex: s.vertex.clone(),
                 id: s.id.clone(),
@@ -319,6 +471,59 @@ fn truncate(s: &str, max: usize) -> String {
 struct Tty {
     multi: MultiProgress,
     bars: BTreeMap<String, ProgressBar>,
+    tails: BTreeMap<String, LiveTail>,
+}
+
+/// The live output of a running step in `tty` mode: its last lines, dimmed and indented, on
+/// a bar right under the step's own, removed when the step ends.
+#[derive(Default)]
+pub struct LiveTail {
+    bar: Option<ProgressBar>,
+    shown: Vec<String>,
+}
+
+impl LiveTail {
+    /// Show `lines` under `under` (nothing when empty).
+    pub fn show(&mut self, multi: &MultiProgress, under: &ProgressBar, lines: Vec<String>) {
+        if lines == self.shown {
+            return;
+        }
+        if lines.is_empty() {
+            self.clear(multi);
+            return;
+        }
+        let bar = self.bar.get_or_insert_with(|| {
+            let b = multi.insert_after(under, ProgressBar::new_spinner());
+            b.set_style(
+                ProgressStyle::with_template("{msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            b
+        });
+        let text: Vec<String> = lines
+            .iter()
+            .map(|l| format!("    {}", console::style(format!("│ {l}")).dim()))
+            .collect();
+        bar.set_message(text.join("\n"));
+        self.shown = lines;
+    }
+
+    /// Remove the lines.
+    pub fn clear(&mut self, multi: &MultiProgress) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+            multi.remove(&b);
+        }
+        self.shown.clear();
+    }
+}
+
+/// Width left for a tail line on stderr's terminal.
+pub fn tail_width() -> usize {
+    let cols = console::Term::stderr()
+        .size_checked()
+        .map_or(80, |(_, c)| usize::from(c));
+    cols.max(20) - 8
 }
 
 /// Renders a Status stream for people and counts steps for the summary.
@@ -331,7 +536,14 @@ pub struct Progress {
     headers: std::collections::BTreeSet<String>,
     start: Instant,
     tty: Option<Tty>,
+    /// When each (vertex, counter) was last printed in `plain` mode.
+    status_printed: BTreeMap<(String, String), Instant>,
+    /// How often a running counter is printed in `plain` mode.
+    status_interval: Duration,
 }
+
+/// How often `plain` mode prints a running counter.
+const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Progress {
     /// A renderer writing to stderr. `show_logs` prints every step's output live (always on in
@@ -345,6 +557,7 @@ impl Progress {
         let tty = (mode == ProgressMode::Tty).then(|| Tty {
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
             bars: BTreeMap::new(),
+            tails: BTreeMap::new(),
         });
         Self {
             mode,
@@ -355,6 +568,8 @@ impl Progress {
             headers: Default::default(),
             start: Instant::now(),
             tty,
+            status_printed: BTreeMap::new(),
+            status_interval: STATUS_INTERVAL,
         }
     }
 
@@ -373,6 +588,8 @@ impl Progress {
             headers: Default::default(),
             start: Instant::now(),
             tty: None,
+            status_printed: BTreeMap::new(),
+            status_interval: STATUS_INTERVAL,
         }
     }
 
@@ -453,18 +670,7 @@ impl Progress {
                     current,
                     total,
                     done,
-                } if done => {
-                    if let Some(v) = self.tracker.get(&vertex).filter(|v| !v.internal()).cloned() {
-                        let n = self.header(&vertex, &v.name);
-                        let amount = if total > 0 {
-                            format!("{} / {}", human_bytes(current), human_bytes(total))
-                        } else {
-                            human_bytes(current)
-                        };
-                        let _ = writeln!(self.out, "#{n} {id} {amount} done");
-                    }
-                }
-                Change::Status { .. } => {}
+                } => self.plain_status(&vertex, &id, amount(current, total), done),
                 Change::Completed(d) => {
                     let Some(v) = self.tracker.get(&d).cloned() else {
                         continue;
@@ -491,6 +697,24 @@ impl Progress {
         }
     }
 
+    /// A counter's line: when it is done, and while it runs at most once a second (the first
+    /// after a second), so a long transfer shows its bytes as they go.
+    fn plain_status(&mut self, vertex: &str, id: &str, amount: String, done: bool) {
+        let Some(v) = self.tracker.get(vertex).filter(|v| !v.internal()).cloned() else {
+            return;
+        };
+        let key = (vertex.to_string(), id.to_string());
+        let now = Instant::now();
+        let last = *self.status_printed.entry(key.clone()).or_insert(now);
+        if !done && now.duration_since(last) < self.status_interval {
+            return;
+        }
+        self.status_printed.insert(key, now);
+        let n = self.header(vertex, &v.name);
+        let end = if done { " done" } else { "" };
+        let _ = writeln!(self.out, "#{n} {id} {amount}{end}");
+    }
+
     fn tty(&mut self, changes: Vec<Change>) {
         let Some(tty) = self.tty.as_mut() else {
             return;
@@ -514,12 +738,27 @@ impl Progress {
                     tty.bars.insert(d, pb);
                 }
                 Change::Log(d, line) => {
-                    if self.show_logs && self.tracker.get(&d).is_some_and(|v| !v.internal()) {
+                    let Some(v) = self.tracker.get(&d).filter(|v| !v.internal()) else {
+                        continue;
+                    };
+                    if self.show_logs {
                         let _ = tty.multi.println(format!("    | {line}"));
                     }
+                    if let Some(pb) = tty.bars.get(&d) {
+                        let lines = v.live_tail(LIVE_TAIL_LINES, tail_width());
+                        tty.tails.entry(d).or_default().show(&tty.multi, pb, lines);
+                    }
                 }
-                Change::Status { .. } => {}
+                Change::Status { vertex, .. } => {
+                    if let (Some(pb), Some(v)) = (tty.bars.get(&vertex), self.tracker.get(&vertex))
+                    {
+                        pb.set_message(format!("{} {}", truncate(&v.name, 100), v.counters_text()));
+                    }
+                }
                 Change::Completed(d) => {
+                    if let Some(mut t) = tty.tails.remove(&d) {
+                        t.clear(&tty.multi);
+                    }
                     if let Some(pb) = tty.bars.remove(&d) {
                         pb.finish_and_clear();
                         tty.multi.remove(&pb);
@@ -575,7 +814,7 @@ impl Progress {
             .tracker
             .summaries()
             .into_iter()
-            .filter(|v| !v.name.starts_with("[internal]"))
+            .filter(|v| !v.name.starts_with("[internal]") && !is_client_step(&v.digest))
             .collect();
         let cached = steps.iter().filter(|v| v.cached).count();
         let errors = steps
@@ -608,6 +847,9 @@ impl Progress {
     /// Stop live output and print the summary (not in `quiet` or `rawjson` mode).
     pub fn finish(&mut self) -> Summary {
         if let Some(tty) = self.tty.as_mut() {
+            for (_, mut t) in std::mem::take(&mut tty.tails) {
+                t.clear(&tty.multi);
+            }
             for (_, pb) in std::mem::take(&mut tty.bars) {
                 pb.finish_and_clear();
             }
@@ -622,7 +864,17 @@ impl Progress {
     }
 }
 
-fn human_bytes(n: i64) -> String {
+/// `current` bytes, with `/ total` when the total is known.
+fn amount(current: i64, total: i64) -> String {
+    if total > 0 {
+        format!("{} / {}", human_bytes(current), human_bytes(total))
+    } else {
+        human_bytes(current)
+    }
+}
+
+/// Bytes for people (`52.40MB`).
+pub fn human_bytes(n: i64) -> String {
     let n = n.max(0) as f64;
     if n < 1024.0 {
         format!("{n}B")
@@ -835,6 +1087,73 @@ mod tests {
         assert_eq!(lines.len(), 1);
         let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
         assert_eq!(v["vertexes"][0]["cached"], true);
+    }
+
+    #[test]
+    fn client_steps_render_in_plain_and_are_not_counted() {
+        let buf = Buf::default();
+        let mut p = Progress::to_writer(ProgressMode::Plain, false, Box::new(buf.clone()));
+        p.status_interval = Duration::ZERO;
+        let step = ClientStep::new("package:a:x86_64", "package a", SystemTime::now());
+        p.handle(&step.started());
+        p.handle(&step.progress("read", 1 << 20, 0, false));
+        p.handle(&step.progress("read", 3 << 20, 0, true));
+        p.handle(&step.log("a-1-r0.apk 1.00MB (1048576 bytes)"));
+        p.handle(&step.completed(None));
+        let s = p.finish();
+        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            out.starts_with("#1 package a\n#1 read 1.00MB\n#1 read 3.00MB done\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains(" a-1-r0.apk 1.00MB (1048576 bytes)\n#1 DONE "),
+            "{out}"
+        );
+        assert_eq!((s.total, s.executed), (0, 0), "{out}");
+        let v = p.tracker().get(step.digest()).unwrap();
+        assert!(v.is_client_step());
+        assert_eq!(
+            (v.bytes(), v.counters_text()),
+            (3 << 20, "3.00MB".to_string())
+        );
+    }
+
+    #[test]
+    fn plain_prints_running_counters_at_most_once_an_interval() {
+        let buf = Buf::default();
+        let mut p = Progress::to_writer(ProgressMode::Plain, false, Box::new(buf.clone()));
+        let step = ClientStep::new("x", "send source", SystemTime::now());
+        p.handle(&step.started());
+        // within the interval: only the end is printed
+        p.handle(&step.progress("transferring source:", 10, 0, false));
+        p.handle(&step.progress("transferring source:", 20, 0, false));
+        p.handle(&step.progress("transferring source:", 30, 0, true));
+        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(out, "#1 send source\n#1 transferring source: 30B done\n");
+    }
+
+    #[test]
+    fn live_tail_is_the_last_lines_cleaned_for_a_terminal() {
+        let mut t = Tracker::default();
+        let step = ClientStep::new("x", "make", SystemTime::now());
+        t.update(&step.started());
+        for i in 1..=8 {
+            t.update(&step.log(&format!("\x1b[31mline\t{i}\x1b[0m\r")));
+        }
+        t.update(&step.log(&"x".repeat(50)));
+        let tail = t.get(step.digest()).unwrap().live_tail(LIVE_TAIL_LINES, 20);
+        assert_eq!(
+            tail,
+            [
+                "line 4",
+                "line 5",
+                "line 6",
+                "line 7",
+                "line 8",
+                "xxxxxxxxxxxxxxxxx..."
+            ]
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::arch::{Arch, targets_arch};
 use crate::cond;
 use crate::error::{At, Diagnostic, Error, Problems, Result, Source, suggest};
+use crate::limits::{Budget, MAX_STEPS};
 use crate::model::{self, Configuration, Pipeline};
 use crate::parse::{Config, apply_var_transforms};
 use crate::pipelines::{LoadedPipeline, LookupError, PipelineRegistry};
@@ -125,12 +126,17 @@ pub fn compile(
     let config: &Config = reparsed.as_ref().unwrap_or(config);
     let cfg: &Configuration = &config.configuration;
 
-    let base = base_map(config, cfg, opts, &enabled)?;
+    let budget = Budget::new();
+    let base = base_map(config, cfg, opts, &enabled, &budget)?;
+    let no_overrides = HashMap::new();
+    let main_vars = Vars::new(&base, &no_overrides);
     let mut env_base = cfg.environment.environment.clone();
     env_base.insert("PATH".to_string(), STEP_PATH.to_string());
 
     let mut c = Compiler {
         reg: registry,
+        budget: &budget,
+        steps: 0,
         recipe: src.name.to_string(),
         problems: Problems::default(),
     };
@@ -141,7 +147,7 @@ pub fn compile(
         src,
         "pipeline",
         &cfg.pipeline,
-        &base,
+        main_vars,
         &env_base,
         &mut build_needs,
     );
@@ -160,16 +166,17 @@ pub fn compile(
     let mut subpackages = Vec::new();
     for (i, sp) in cfg.subpackages.iter().enumerate() {
         let spath = config.sub_path(i);
-        let mut m = base.clone();
+        let mut over = HashMap::with_capacity(4);
         let dir = format!("{WORKSPACE}/melange-out/{}", sp.name);
-        m.insert("targets.subpkgdir".into(), dir.clone());
-        m.insert("targets.contextdir".into(), dir);
-        m.insert("context.name".into(), sp.name.clone());
-        m.insert("subpkg.name".into(), sp.name.clone());
+        over.insert("targets.subpkgdir".into(), dir.clone());
+        over.insert("targets.contextdir".into(), dir);
+        over.insert("context.name".into(), sp.name.clone());
+        over.insert("subpkg.name".into(), sp.name.clone());
+        let m = Vars::new(&base, &over);
         let active = if sp.if_.is_empty() {
             true
         } else {
-            let r = subst::substitute(&sp.if_, Mode::Quote, |k| m.get(k).map(String::as_str))
+            let r = subst::substitute(&sp.if_, Mode::Quote, &budget, |k| m.get(k))
                 .map_err(|n| undefined(src, &format!("{spath}.if"), &n))
                 .and_then(|c| {
                     cond::evaluate(&c).map_err(|e| {
@@ -187,14 +194,14 @@ pub fn compile(
             src,
             &format!("{spath}.pipeline"),
             &sp.pipeline,
-            &m,
+            m,
             &env_base,
             &mut build_needs,
         );
         let test = sp
             .test
             .as_ref()
-            .map(|t| c.compile_test(src, &format!("{spath}.test"), t, &m, &sp.name));
+            .map(|t| c.compile_test(src, &format!("{spath}.test"), t, m, &sp.name));
         if !active {
             continue;
         }
@@ -210,7 +217,7 @@ pub fn compile(
     let test = cfg
         .test
         .as_ref()
-        .map(|t| c.compile_test(src, "test", t, &base, &cfg.package.name));
+        .map(|t| c.compile_test(src, "test", t, main_vars, &cfg.package.name));
     c.problems.into_result()?;
 
     let mut packages = cfg.environment.contents.packages.clone();
@@ -249,6 +256,7 @@ fn base_map(
     cfg: &Configuration,
     opts: &CompileOptions,
     enabled: &[String],
+    budget: &Budget,
 ) -> Result<HashMap<String, String>> {
     let src = &config.source;
     let p = &cfg.package;
@@ -305,11 +313,11 @@ fn base_map(
     let mut resolved: HashMap<String, String> = HashMap::new();
     for k in cfg.vars.keys() {
         let key = format!("vars.{k}");
-        resolve_var(&key, &raw, &m, &mut resolved, &mut Vec::new())
+        resolve_var(&key, &raw, &m, budget, &mut resolved, &mut Vec::new())
             .map_err(|name| undefined(src, &key, &name))?;
     }
     m.extend(resolved);
-    apply_var_transforms(cfg, &mut m, Mode::Strict)
+    apply_var_transforms(cfg, &mut m, Mode::Strict, budget)
         .map_err(|(i, msg)| src.error(&format!("var-transforms[{i}].from"), At::Value, msg))?;
     Ok(m)
 }
@@ -318,6 +326,7 @@ fn resolve_var(
     key: &str,
     raw: &HashMap<String, &str>,
     fixed: &HashMap<String, String>,
+    budget: &Budget,
     done: &mut HashMap<String, String>,
     stack: &mut Vec<String>,
 ) -> std::result::Result<String, String> {
@@ -338,14 +347,14 @@ fn resolve_var(
         for r in subst::refs(text) {
             if raw.contains_key(r)
                 && !done.contains_key(r)
-                && let Err(e) = resolve_var(r, raw, fixed, done, stack)
+                && let Err(e) = resolve_var(r, raw, fixed, budget, done, stack)
             {
                 err = Some(e);
                 break;
             }
         }
         if err.is_none() {
-            match subst::substitute(text, Mode::Strict, |k| {
+            match subst::substitute(text, Mode::Strict, budget, |k| {
                 done.get(k).or_else(|| fixed.get(k)).map(String::as_str)
             }) {
                 Ok(s) => out = s,
@@ -497,6 +506,28 @@ fn sub_info(
     })
 }
 
+/// The compile-phase map of one package context: the map of the main package and the
+/// few names a subpackage sets differently. Looked up in layers rather than copied, so a
+/// file with many subpackages costs time in proportion to their number.
+#[derive(Clone, Copy)]
+struct Vars<'a> {
+    base: &'a HashMap<String, String>,
+    over: &'a HashMap<String, String>,
+}
+
+impl<'a> Vars<'a> {
+    fn new(base: &'a HashMap<String, String>, over: &'a HashMap<String, String>) -> Self {
+        Vars { base, over }
+    }
+
+    fn get(&self, k: &str) -> Option<&'a str> {
+        self.over
+            .get(k)
+            .or_else(|| self.base.get(k))
+            .map(String::as_str)
+    }
+}
+
 /// Where a field of a step comes from, for error positions.
 #[derive(Clone, Copy)]
 struct FieldAt<'a> {
@@ -516,6 +547,10 @@ impl FieldAt<'_> {
 
 struct Compiler<'r> {
     reg: &'r PipelineRegistry,
+    /// What substitution may still produce (docs/config.md, "Limits").
+    budget: &'r Budget,
+    /// Steps compiled so far, at most [`MAX_STEPS`].
+    steps: usize,
     /// Name of the build file being compiled.
     recipe: String,
     /// Every problem found so far (compilation goes on with the next step).
@@ -562,7 +597,7 @@ impl Compiler<'_> {
         src: &Source,
         base: &str,
         steps: &[Pipeline],
-        map: &HashMap<String, String>,
+        map: Vars<'_>,
         env: &BTreeMap<String, String>,
         needs: &mut Vec<String>,
     ) -> Vec<Step> {
@@ -584,7 +619,7 @@ impl Compiler<'_> {
         src: &Source,
         base: &str,
         t: &model::Test,
-        map: &HashMap<String, String>,
+        map: Vars<'_>,
         under_test: &str,
     ) -> TestPlan {
         let mut env = t.environment.environment.clone();
@@ -615,7 +650,7 @@ impl Compiler<'_> {
         src: &Source,
         path: &str,
         step: &Pipeline,
-        map: &HashMap<String, String>,
+        map: Vars<'_>,
         parent_inputs: &Inputs,
         parent_workdir: &str,
         parent_env: &BTreeMap<String, String>,
@@ -644,7 +679,7 @@ impl Compiler<'_> {
         src: &Source,
         path: &str,
         step: &Pipeline,
-        map: &HashMap<String, String>,
+        map: Vars<'_>,
         parent_inputs: &Inputs,
         parent_workdir: &str,
         parent_env: &BTreeMap<String, String>,
@@ -658,6 +693,8 @@ impl Compiler<'_> {
             ));
         }
         let here = FieldAt { src, base: path };
+        let budget = self.budget;
+        self.count_step(src, path)?;
         // Expand `uses:` (a step that already has `pipeline:` counts as expanded).
         let loaded: Option<Arc<LoadedPipeline>> =
             if !step.uses.is_empty() && step.pipeline.is_empty() {
@@ -737,7 +774,7 @@ impl Compiler<'_> {
                     }
                     raw.insert(k.as_str(), (v, at, p));
                 }
-                let resolved = resolve_inputs(&raw, parent_inputs, map)?;
+                let resolved = resolve_inputs(&raw, parent_inputs, map, budget)?;
                 let mut scope = parent_inputs.clone();
                 for (k, v) in resolved {
                     let (_, at, p) = &raw[k.as_str()];
@@ -753,11 +790,12 @@ impl Compiler<'_> {
             if k.starts_with("inputs.") {
                 scope.get(k).map(String::as_str)
             } else {
-                map.get(k).map(String::as_str)
+                map.get(k)
             }
         };
         let sub = |text: &str, at: FieldAt<'_>, field: &str, mode: Mode| -> Result<String> {
-            subst::substitute(text, mode, look).map_err(|n| undefined(at.src, &at.path(field), &n))
+            subst::substitute(text, mode, budget, look)
+                .map_err(|n| undefined(at.src, &at.path(field), &n))
         };
 
         let mut step_needs = Vec::new();
@@ -796,6 +834,15 @@ impl Compiler<'_> {
             for (k, v) in &d.environment {
                 env.insert(k.clone(), v.clone());
             }
+        }
+        let copied: usize = env.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+            + own.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+        if !budget.spend(copied) {
+            return Err(here.src.error(
+                path,
+                At::Value,
+                crate::limits::total_exceeded("the environment and inputs of every step"),
+            ));
         }
 
         let mut kids = Vec::with_capacity(children.len());
@@ -850,6 +897,21 @@ impl Compiler<'_> {
             retry: retry.clone(),
             pipeline: kids,
         }))
+    }
+
+    /// Count one more step of the plan; an error at `path` past [`MAX_STEPS`].
+    fn count_step(&mut self, src: &Source, path: &str) -> Result<()> {
+        self.steps += 1;
+        if self.steps > MAX_STEPS {
+            return Err(src.error(
+                path,
+                At::Value,
+                format!(
+                    "the plan has more than {MAX_STEPS} steps (after expanding `uses:`); do pipelines use each other many times over?"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn load(&self, src: &Source, path: &str, name: &str) -> Result<Arc<LoadedPipeline>> {
@@ -928,13 +990,15 @@ fn used_by(src: &Source, path: &str, step: &Pipeline, e: Error) -> Error {
 fn resolve_inputs(
     raw: &BTreeMap<&str, (&str, FieldAt<'_>, String)>,
     parent: &Inputs,
-    map: &HashMap<String, String>,
+    map: Vars<'_>,
+    budget: &Budget,
 ) -> Result<BTreeMap<String, String>> {
     fn go(
         k: &str,
         raw: &BTreeMap<&str, (&str, FieldAt<'_>, String)>,
         parent: &Inputs,
-        map: &HashMap<String, String>,
+        map: Vars<'_>,
+        budget: &Budget,
         done: &mut BTreeMap<String, String>,
         stack: &mut Vec<String>,
     ) -> Result<String> {
@@ -954,12 +1018,12 @@ fn resolve_inputs(
                 && !done.contains_key(name)
                 && !stack.iter().any(|s| s == name)
             {
-                go(name, raw, parent, map, done, stack)?;
+                go(name, raw, parent, map, budget, done, stack)?;
             }
         }
         stack.pop();
         let self_key = format!("inputs.{k}");
-        let v = subst::substitute(text, Mode::Strict, |r| {
+        let v = subst::substitute(text, Mode::Strict, budget, |r| {
             if r == self_key {
                 return parent.get(r).map(String::as_str);
             }
@@ -969,7 +1033,7 @@ fn resolve_inputs(
                 }
                 return parent.get(r).map(String::as_str);
             }
-            map.get(r).map(String::as_str)
+            map.get(r)
         })
         .map_err(|n| undefined(at.src, &at.path(p), &n))?;
         done.insert(k.to_string(), v.clone());
@@ -977,7 +1041,7 @@ fn resolve_inputs(
     }
     let mut done = BTreeMap::new();
     for k in raw.keys() {
-        go(k, raw, parent, map, &mut done, &mut Vec::new())?;
+        go(k, raw, parent, map, budget, &mut done, &mut Vec::new())?;
     }
     Ok(done)
 }

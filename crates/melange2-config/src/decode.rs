@@ -58,6 +58,21 @@ pub(crate) fn decode<T: DeserializeOwned>(
     source: &Source,
     unknown: UnknownKeys,
 ) -> Result<Decoded<T>> {
+    // Duplicate keys are reported with everything else; too deep a nesting stops here.
+    let duplicates = crate::scan::check(source)?;
+    let mut decoded = decode_checked::<T>(source, unknown)?;
+    if !duplicates.is_empty() {
+        decoded.errors.extend(duplicates);
+        decoded.errors.sort_by_key(|d| (d.line, d.column));
+        decoded.errors.dedup();
+    }
+    Ok(decoded)
+}
+
+fn decode_checked<T: DeserializeOwned>(
+    source: &Source,
+    unknown: UnknownKeys,
+) -> Result<Decoded<T>> {
     let text: &str = &source.text;
     let has_merge = text.contains("<<:");
     // The common case: the document decodes as it is. Merge keys need the tree.

@@ -203,10 +203,17 @@ pub(crate) struct Source {
 }
 
 impl Source {
+    /// A source; a leading UTF-8 byte order mark is dropped (melange's YAML reader
+    /// accepts one), so positions count from the first character after it.
     pub fn new(name: impl Into<Arc<str>>, text: impl Into<Arc<str>>) -> Self {
+        let text: Arc<str> = text.into();
+        let text = match text.strip_prefix('\u{feff}') {
+            Some(rest) => Arc::from(rest),
+            None => text,
+        };
         Source {
             name: name.into(),
-            text: text.into(),
+            text,
         }
     }
 

@@ -577,7 +577,7 @@ pub fn lint_files(paths: &[PathBuf], registry: &PipelineRegistry) -> Report {
 
 fn lint_path(p: &Path, registry: &PipelineRegistry) -> Vec<Finding> {
     let name = p.display().to_string();
-    match std::fs::read_to_string(p) {
+    match crate::limits::read_text(p) {
         Ok(t) => lint_text(&name, &t, registry),
         Err(e) => vec![Finding {
             file: name,

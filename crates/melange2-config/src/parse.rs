@@ -10,6 +10,7 @@ use regex::Regex;
 
 use crate::decode::{self, UnknownKeys};
 use crate::error::{At, Error, Problems, Result, Source, suggest};
+use crate::limits::{Budget, MAX_SUBPACKAGES, MAX_VALUE_BYTES};
 use crate::model::*;
 use crate::subst;
 
@@ -50,12 +51,10 @@ impl Config {
     }
 }
 
-/// Read and parse a build file.
+/// Read and parse a build file (a regular file of at most
+/// [`MAX_FILE_BYTES`](crate::limits::MAX_FILE_BYTES)).
 pub fn load_file(path: &Path, opts: &ParseOptions) -> Result<Config> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-        path: path.to_path_buf(),
-        source: e,
-    })?;
+    let text = read_text(path)?;
     parse_str(&path.display().to_string(), &text, opts)
 }
 
@@ -93,6 +92,14 @@ pub fn parse_str(name: &str, text: &str, opts: &ParseOptions) -> Result<Config> 
     Ok(c)
 }
 
+/// A side file (build file, `--vars-file`, `--env-file`), within the limits.
+pub(crate) fn read_text(path: &Path) -> Result<String> {
+    crate::limits::read_text(path).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })
+}
+
 /// Decode strictly and apply `--vars-file` / `--env-file`.
 pub(crate) fn decode_with_side_inputs(
     source: &Source,
@@ -104,14 +111,15 @@ pub(crate) fn decode_with_side_inputs(
 /// Apply `--vars-file` / `--env-file` to a decoded file.
 fn apply_side_inputs(mut cfg: Configuration, opts: &ParseOptions) -> Result<Configuration> {
     if let Some(vf) = &opts.vars_file {
-        let t = std::fs::read_to_string(vf).map_err(|e| Error::Io {
-            path: vf.clone(),
-            source: e,
-        })?;
+        let t = read_text(vf)?;
         let vsrc = Source::new(vf.display().to_string(), t);
         let m: BTreeMap<String, Option<String>> = if vsrc.text.trim().is_empty() {
             BTreeMap::new()
         } else {
+            let dups = crate::scan::check(&vsrc)?;
+            if !dups.is_empty() {
+                return Err(Error::from_diagnostics(dups));
+            }
             serde_norway::from_str(&vsrc.text).map_err(|e| vsrc.yaml_error(&e))?
         };
         for (k, v) in m {
@@ -119,15 +127,27 @@ fn apply_side_inputs(mut cfg: Configuration, opts: &ParseOptions) -> Result<Conf
         }
     }
     for ef in &opts.env_files {
-        let t = std::fs::read_to_string(ef).map_err(|e| Error::Io {
-            path: ef.clone(),
-            source: e,
-        })?;
+        let t = read_text(ef)?;
         for (k, v) in parse_dotenv(&t) {
             cfg.environment.environment.entry(k).or_insert(v);
         }
     }
     Ok(cfg)
+}
+
+/// The `KEY=VALUE` pairs of `--env-file` files, in order (a file that cannot be read is an
+/// error naming it). The build keeps these values out of what it writes (docs/build.md,
+/// "Secrets").
+pub fn env_file_values(files: &[PathBuf]) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for ef in files {
+        let t = std::fs::read_to_string(ef).map_err(|e| Error::Io {
+            path: ef.clone(),
+            source: e,
+        })?;
+        out.extend(parse_dotenv(&t));
+    }
+    Ok(out)
 }
 
 /// Everything after decoding and side inputs: validation, parse-phase substitution,
@@ -183,9 +203,15 @@ fn finish_all(mut cfg: Configuration, source: Source) -> (Config, Problems) {
         }
     }
 
-    // Parse-phase map P.
-    let p = parse_phase_map(&cfg);
-    let look = |k: &str| p.get(k).map(String::as_str);
+    // Parse-phase map P; everything it inserts is taken from one budget.
+    let budget = Budget::new();
+    let p = parse_phase_map(&cfg, &budget);
+    let look = |k: &str| {
+        let v = p.get(k)?;
+        budget
+            .spend_for(v.len(), &format!("${{{{{k}}}}}"))
+            .then_some(v.as_str())
+    };
 
     // Literal replacement of P in the places melange replaces.
     replace_package(&mut cfg.package, &look);
@@ -205,7 +231,31 @@ fn finish_all(mut cfg: Configuration, source: Source) -> (Config, Problems) {
         .collect();
     let mut subs = Vec::with_capacity(cfg.subpackages.len());
     let mut sub_origin = Vec::with_capacity(cfg.subpackages.len());
+    let mut expanded = 0usize;
     for (i, sp) in cfg.subpackages.iter().enumerate() {
+        let count = if sp.range.is_empty() {
+            1
+        } else {
+            data.get(sp.range.as_str()).map_or(0, |items| items.len())
+        };
+        expanded += count;
+        if expanded > MAX_SUBPACKAGES {
+            problems.push(source.error(
+                &format!("subpackages[{i}]"),
+                At::Value,
+                format!("more than {MAX_SUBPACKAGES} subpackages (after `range` expansion)"),
+            ));
+            break;
+        }
+        if count > 1 {
+            let copy = serde_json::to_vec(sp).map_or(0, |v| v.len());
+            if !budget.spend_for(
+                copy.saturating_mul(count),
+                &format!("subpackages[{i}].range"),
+            ) {
+                break;
+            }
+        }
         if sp.range.is_empty() {
             let mut sp = sp.clone();
             replace_subpackage(&mut sp, &look);
@@ -237,6 +287,13 @@ fn finish_all(mut cfg: Configuration, source: Source) -> (Config, Problems) {
     }
     cfg.subpackages = subs;
     cfg.data.clear();
+    if let Some(what) = budget.failure() {
+        problems.push(source.error(
+            "",
+            At::Value,
+            crate::limits::total_exceeded(&format!("at {what}")),
+        ));
+    }
 
     let mut config = Config {
         configuration: cfg,
@@ -244,14 +301,14 @@ fn finish_all(mut cfg: Configuration, source: Source) -> (Config, Problems) {
         sub_origin,
         parse_options: ParseOptions::default(),
     };
-    strict_pass(&mut config, &p, &mut problems);
+    strict_pass(&mut config, &p, &budget, &mut problems);
     validate(&config, &mut problems);
     inject_defaults(&mut config.configuration);
     (config, problems)
 }
 
 /// P = package.{name,version,epoch,description,full-version} + vars (raw) + var-transforms.
-pub(crate) fn parse_phase_map(cfg: &Configuration) -> HashMap<String, String> {
+pub(crate) fn parse_phase_map(cfg: &Configuration, budget: &Budget) -> HashMap<String, String> {
     let mut p = HashMap::new();
     let pk = &cfg.package;
     p.insert("package.name".to_string(), pk.name.clone());
@@ -265,7 +322,7 @@ pub(crate) fn parse_phase_map(cfg: &Configuration) -> HashMap<String, String> {
     for (k, v) in &cfg.vars {
         p.insert(format!("vars.{k}"), v.clone());
     }
-    apply_var_transforms(cfg, &mut p, subst::Mode::Lenient).ok();
+    apply_var_transforms(cfg, &mut p, subst::Mode::Lenient, budget).ok();
     p
 }
 
@@ -274,9 +331,10 @@ pub(crate) fn apply_var_transforms(
     cfg: &Configuration,
     map: &mut HashMap<String, String>,
     mode: subst::Mode,
+    budget: &Budget,
 ) -> std::result::Result<(), (usize, String)> {
     for (i, vt) in cfg.var_transforms.iter().enumerate() {
-        let from = subst::substitute(&vt.from, mode, |k| map.get(k).map(String::as_str))
+        let from = subst::substitute(&vt.from, mode, budget, |k| map.get(k).map(String::as_str))
             .map_err(|name| (i, subst::describe_failure(&name)))?;
         if mode == subst::Mode::Lenient && subst::has_refs(&from) {
             // Depends on compile-phase variables: leave `${{vars.<to>}}` for the compile phase.
@@ -289,6 +347,12 @@ pub(crate) fn apply_var_transforms(
             )
         })?;
         let out = re.replace_all(&from, vt.replace.as_str()).into_owned();
+        if out.len() > MAX_VALUE_BYTES {
+            return Err((i, crate::limits::value_too_large()));
+        }
+        if !budget.spend(out.len()) {
+            return Err((i, crate::limits::total_exceeded("var-transforms")));
+        }
         map.insert(format!("vars.{}", vt.to), out);
     }
     Ok(())
@@ -420,19 +484,24 @@ fn replace_subpackage<'a>(sp: &mut Subpackage, look: &Look<'a>) {
 
 /// The strict part of the parse phase: dependency fields and environment package lists may
 /// only use `package.*`, `vars.*` (and `range.*`, already expanded).
-fn strict_pass(config: &mut Config, p: &HashMap<String, String>, problems: &mut Problems) {
+fn strict_pass(
+    config: &mut Config,
+    p: &HashMap<String, String>,
+    budget: &Budget,
+    problems: &mut Problems,
+) {
     let look = |k: &str| p.get(k).map(String::as_str);
     let src = config.source.clone();
     let mut strict = |s: &mut String, path: String| {
         if !s.contains("${{") {
             return;
         }
-        match subst::substitute(s, subst::Mode::Strict, look) {
+        match subst::substitute(s, subst::Mode::Strict, budget, look) {
             Ok(v) => *s = v,
             Err(name) => problems.push(src.error(
                 &path,
                 At::Value,
-                if name.starts_with("${{") {
+                if name.starts_with("${{") || subst::is_message(&name) {
                     subst::describe_failure(&name)
                 } else {
                     format!(
@@ -613,6 +682,7 @@ fn validate(config: &Config, problems: &mut Problems) {
         }
     }
     check_priority(src, "package.dependencies", &p.dependencies, problems);
+    check_target_architecture(src, &p.target_architecture, problems);
     if let Some(cpe) = &p.cpe {
         validate_cpe(src, cpe, problems);
     }
@@ -654,6 +724,26 @@ fn validate(config: &Config, problems: &mut Problems) {
             problems,
         );
         validate_setcap(src, &format!("{path}.setcap"), &sp.setcap, problems);
+    }
+}
+
+/// Every `package.target-architecture` entry is `all` or an architecture name (APK or Go
+/// spelling): a misspelt one would otherwise disable the package silently.
+fn check_target_architecture(src: &Source, archs: &[String], problems: &mut Problems) {
+    for (i, a) in archs.iter().enumerate() {
+        if a == "all" || crate::arch::Arch::parse(a).is_ok() {
+            continue;
+        }
+        let known = crate::arch::ALL.iter().map(|a| a.apk());
+        problems.push(src.error_suggest(
+            &format!("package.target-architecture[{i}]"),
+            At::Value,
+            format!(
+                "unknown architecture {a:?} (known: all, {})",
+                known.clone().collect::<Vec<_>>().join(", ")
+            ),
+            suggest(a, known),
+        ));
     }
 }
 

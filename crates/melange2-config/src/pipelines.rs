@@ -88,7 +88,7 @@ impl PipelineRegistry {
         let mut found: Option<(String, String)> = None;
         for d in &self.dirs {
             let p = d.join(format!("{name}.yaml"));
-            match std::fs::read_to_string(&p) {
+            match crate::limits::read_text(&p) {
                 Ok(text) => {
                     found = Some((p.display().to_string(), text));
                     break;
@@ -134,7 +134,7 @@ impl PipelineRegistry {
 /// YAML are still errors, every one of them reported.
 pub(crate) fn parse_pipeline(name: &str, origin: &str, text: &str) -> Result<LoadedPipeline> {
     let source = Source::new(origin, text);
-    let (def, ignored_keys) = if text.trim().is_empty() {
+    let (def, ignored_keys) = if source.text.trim().is_empty() {
         (Pipeline::default(), Vec::new())
     } else {
         let d = decode::decode::<Pipeline>(&source, UnknownKeys::Ignore)?;

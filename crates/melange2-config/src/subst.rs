@@ -5,6 +5,8 @@
 //! matches `${{ name }}` with optional whitespace and fails on unknown names (or, for
 //! `if:` conditions, inserts the value in Go-quoted form).
 
+use crate::limits::{self, Budget, MAX_VALUE_BYTES};
+
 /// One `${{…}}` occurrence: byte range and the variable name.
 struct Occurrence<'a> {
     start: usize,
@@ -101,6 +103,19 @@ pub(crate) enum Mode {
     Lenient,
 }
 
+/// The start of a failure of [`substitute`] that is a complete message, not a name.
+const MESSAGE: char = '!';
+
+/// A failure of [`substitute`] that says `message` as it is.
+pub(crate) fn failure_message(message: &str) -> String {
+    format!("{MESSAGE}{message}")
+}
+
+/// True when a failure of [`substitute`] is a message rather than a name.
+pub(crate) fn is_message(failure: &str) -> bool {
+    failure.starts_with(MESSAGE)
+}
+
 /// A `${{` that does not start a well-formed reference, as melange's parser rejects it.
 fn malformed(s: &str, from: usize, to: usize) -> Option<String> {
     let i = s[from..to].find("${{")? + from;
@@ -114,9 +129,24 @@ fn malformed(s: &str, from: usize, to: usize) -> Option<String> {
     Some(s[i..end].to_string())
 }
 
-/// Compile-phase substitution. On failure returns the unknown name, or for a malformed
-/// reference the offending text (which starts with `${{`).
+/// Compile-phase substitution. On failure returns the unknown name, for a malformed
+/// reference the offending text (which starts with `${{`), or a message (see
+/// [`describe_failure`]) when the result would be larger than [`MAX_VALUE_BYTES`] or
+/// `budget` is spent. Every result is taken from `budget`.
 pub(crate) fn substitute<'a>(
+    s: &str,
+    mode: Mode,
+    budget: &Budget,
+    lookup: impl Fn(&str) -> Option<&'a str>,
+) -> Result<String, String> {
+    let out = substitute_unbounded(s, mode, lookup)?;
+    if !budget.spend(out.len()) {
+        return Err(failure_message(&limits::total_exceeded("compiling")));
+    }
+    Ok(out)
+}
+
+fn substitute_unbounded<'a>(
     s: &str,
     mode: Mode,
     lookup: impl Fn(&str) -> Option<&'a str>,
@@ -137,6 +167,9 @@ pub(crate) fn substitute<'a>(
         match lookup(o.name) {
             Some(v) => {
                 out.push_str(&s[last..o.start]);
+                if out.len() + v.len() > MAX_VALUE_BYTES {
+                    return Err(failure_message(&limits::value_too_large()));
+                }
                 if mode == Mode::Quote {
                     out.push_str(&go_quote(v));
                 } else {
@@ -159,7 +192,9 @@ pub(crate) fn substitute<'a>(
 
 /// Error text for a failed substitution (see [`substitute`]).
 pub(crate) fn describe_failure(name: &str) -> String {
-    if name.starts_with("${{") {
+    if let Some(m) = name.strip_prefix(MESSAGE) {
+        m.to_string()
+    } else if name.starts_with("${{") {
         format!(
             "malformed variable reference {name:?} (write ${{{{name}}}} with letters, digits, '.', '-' or '_')"
         )
@@ -220,37 +255,38 @@ mod tests {
     #[test]
     fn strict_and_quote() {
         let m = m();
+        let b = Budget::new();
         let f = |k: &str| m.get(k).copied();
         assert_eq!(
-            substitute("${{ package.name }}!", Mode::Strict, f).unwrap(),
+            substitute("${{ package.name }}!", Mode::Strict, &b, f).unwrap(),
             "hello!"
         );
         assert_eq!(
-            substitute("x ${{nope}}", Mode::Strict, f).unwrap_err(),
+            substitute("x ${{nope}}", Mode::Strict, &b, f).unwrap_err(),
             "nope"
         );
         assert_eq!(
-            substitute("x ${{nope}}", Mode::Lenient, f).unwrap(),
+            substitute("x ${{nope}}", Mode::Lenient, &b, f).unwrap(),
             "x ${{nope}}"
         );
         assert_eq!(
-            substitute("${{package.name}} == 'x'", Mode::Quote, f).unwrap(),
+            substitute("${{package.name}} == 'x'", Mode::Quote, &b, f).unwrap(),
             "\"hello\" == 'x'"
         );
         assert_eq!(
-            substitute("$${{ }} ${{}}", Mode::Lenient, f).unwrap(),
+            substitute("$${{ }} ${{}}", Mode::Lenient, &b, f).unwrap(),
             "$${{ }} ${{}}"
         );
         assert_eq!(
-            substitute("a ${{ x y }} b", Mode::Strict, f).unwrap_err(),
+            substitute("a ${{ x y }} b", Mode::Strict, &b, f).unwrap_err(),
             "${{ x y }}"
         );
         assert_eq!(
-            substitute("${{package.name}} ${{", Mode::Strict, f).unwrap_err(),
+            substitute("${{package.name}} ${{", Mode::Strict, &b, f).unwrap_err(),
             "${{"
         );
         // Only spaces are allowed around the name.
-        assert!(substitute("${{\tpackage.name}}", Mode::Strict, f).is_err());
+        assert!(substitute("${{\tpackage.name}}", Mode::Strict, &b, f).is_err());
         assert_eq!(go_quote("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
     }
 }

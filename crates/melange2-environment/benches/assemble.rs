@@ -56,6 +56,7 @@ fn package(repo: &mut RepoBuilder, name: &str, seed: u64) -> WrittenPackage {
 
 fn request(pkgs: &[WrittenPackage]) -> EnvironmentRequest {
     EnvironmentRequest {
+        base: None,
         packages: pkgs
             .iter()
             .map(|w| PackageFile {

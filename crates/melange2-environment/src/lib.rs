@@ -13,12 +13,17 @@
 //!   include patterns name exactly the needed files, and each layer's cache key follows the
 //!   package's content, so adding a package leaves every other package's layer cached.
 //! - The same request gives the same graph (same digests).
+//! - Over a [`Base`] (a bootstrap root filesystem, `docs/build.md`): the base is the first
+//!   layer, paths resolve through its symlinks too, the accounts merge into its
+//!   `/etc/passwd`/`/etc/group`, and the installed database lists its packages followed by the
+//!   added ones. Without added packages only the account files are written.
 
 mod fsview;
 mod meta;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use melange2_apk::IndexEntry;
 use melange2_llb::{ChownOpt, CopyOptions, FileActions, LocalSource, OpOptions, State};
@@ -88,9 +93,20 @@ pub struct Group {
     pub members: Vec<String>,
 }
 
+/// A root filesystem the packages are layered over (`--bootstrap-rootfs`).
+#[derive(Clone, Debug)]
+pub struct Base {
+    /// Its layer.
+    pub rootfs: State,
+    /// What the client read from it.
+    pub scan: Arc<melange2_rootfs::Scan>,
+}
+
 /// What to assemble.
 #[derive(Clone, Debug, Default)]
 pub struct EnvironmentRequest {
+    /// The root filesystem to layer the packages over (None: scratch).
+    pub base: Option<Base>,
     /// Packages in install order (dependencies first).
     pub packages: Vec<PackageFile>,
     /// The requested constraints (`/etc/apk/world`).
@@ -193,6 +209,9 @@ pub fn assemble(req: &EnvironmentRequest) -> Result<Environment, EnvError> {
 
     let mut layers = Vec::new();
     let mut view = FsView::default();
+    if let Some(b) = &req.base {
+        view.add(&base_entries(&b.scan));
+    }
     for (p, m) in req.packages.iter().zip(&metas) {
         let dir = p.file.parent().unwrap_or(Path::new("/"));
         let (_, src) = &sources[dir];
@@ -223,12 +242,14 @@ pub fn assemble(req: &EnvironmentRequest) -> Result<Environment, EnvError> {
     }
 
     let metadata = metadata_layer(req, &metas, &view)?;
-    let mut all: Vec<State> = layers.iter().map(|(_, s)| s.clone()).collect();
+    let mut all: Vec<State> = req.base.iter().map(|b| b.rootfs.clone()).collect();
+    all.extend(layers.iter().map(|(_, s)| s.clone()));
     all.push(metadata.clone());
-    let rootfs = State::merge(
-        &all,
-        OpOptions::named(format!("environment ({} packages)", layers.len())),
-    );
+    let name = match &req.base {
+        Some(_) => format!("environment (bootstrap rootfs + {} packages)", layers.len()),
+        None => format!("environment ({} packages)", layers.len()),
+    };
+    let rootfs = State::merge(&all, OpOptions::named(name));
     Ok(Environment {
         rootfs,
         local_dirs,
@@ -249,16 +270,26 @@ fn metadata_layer(
         files.insert(view.resolve_parent(path), (mode, data));
     };
 
-    let installed: String = metas.iter().map(|m| format!("{}\n", m.installed)).collect();
-    put("lib/apk/db/installed", 0o644, installed.into_bytes());
-    put("etc/apk/world", 0o644, lines(&req.world));
-    put("etc/apk/repositories", 0o644, lines(&req.repositories));
-    put(
-        "etc/apk/arch",
-        0o644,
-        format!("{}\n", req.arch).into_bytes(),
-    );
-    for k in &req.keys {
+    // Over a base without added packages, only the accounts change.
+    let apk = req.base.is_none() || !req.packages.is_empty();
+    let mut installed = match &req.base {
+        Some(b) if !b.scan.installed_db.trim().is_empty() => {
+            format!("{}\n\n", b.scan.installed_db.trim_end_matches('\n'))
+        }
+        _ => String::new(),
+    };
+    installed.extend(metas.iter().map(|m| format!("{}\n", m.installed)));
+    if apk {
+        put("lib/apk/db/installed", 0o644, installed.into_bytes());
+        put("etc/apk/world", 0o644, lines(&req.world));
+        put("etc/apk/repositories", 0o644, lines(&req.repositories));
+        put(
+            "etc/apk/arch",
+            0o644,
+            format!("{}\n", req.arch).into_bytes(),
+        );
+    }
+    for k in req.keys.iter().filter(|_| apk) {
         let data = std::fs::read(k).map_err(|source| EnvError::Key {
             path: k.clone(),
             source,
@@ -269,8 +300,17 @@ fn metadata_layer(
             .unwrap_or_else(|| "key.rsa.pub".into());
         put(&format!("etc/apk/keys/{name}"), 0o644, data);
     }
-    let shipped_passwd = metas.iter().rev().find_map(|m| m.passwd.clone());
-    let shipped_group = metas.iter().rev().find_map(|m| m.group.clone());
+    let base = req.base.as_ref().map(|b| &b.scan);
+    let shipped_passwd = metas
+        .iter()
+        .rev()
+        .find_map(|m| m.passwd.clone())
+        .or_else(|| base.and_then(|b| b.passwd.clone()));
+    let shipped_group = metas
+        .iter()
+        .rev()
+        .find_map(|m| m.group.clone())
+        .or_else(|| base.and_then(|b| b.group.clone()));
     put(
         "etc/passwd",
         0o644,
@@ -326,6 +366,25 @@ fn metadata_layer(
         OpOptions::named("environment metadata (apk db, accounts, busybox links)")
             .progress_group("environment", "environment"),
     )?)
+}
+
+/// A base's entries as the view's.
+fn base_entries(scan: &melange2_rootfs::Scan) -> Vec<meta::FsEntry> {
+    scan.entries
+        .iter()
+        .map(|e| meta::FsEntry {
+            path: e.path.clone(),
+            kind: match e.kind {
+                melange2_rootfs::Kind::Dir => meta::Kind::Dir,
+                melange2_rootfs::Kind::Symlink => meta::Kind::Symlink,
+                melange2_rootfs::Kind::Other => meta::Kind::Other,
+            },
+            link: e.link.clone(),
+            mode: e.mode,
+            uid: e.uid,
+            gid: e.gid,
+        })
+        .collect()
 }
 
 fn lines(items: &[String]) -> Vec<u8> {

@@ -121,6 +121,7 @@ fn fixture() -> Fixture {
 
 fn request(f: &Fixture, names: &[&str]) -> EnvironmentRequest {
     EnvironmentRequest {
+        base: None,
         packages: names
             .iter()
             .map(|n| {

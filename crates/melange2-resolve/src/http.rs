@@ -415,10 +415,7 @@ impl Fetcher {
     }
 
     fn tempfile(&self, dir: &Path) -> Result<tempfile::NamedTempFile> {
-        tempfile::Builder::new()
-            .prefix(".download-")
-            .tempfile_in(dir)
-            .map_err(|e| Error::io(dir.display().to_string(), e))
+        crate::cache::locked_tempfile(dir, ".download-")
     }
 }
 

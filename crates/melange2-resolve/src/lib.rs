@@ -49,7 +49,7 @@ pub use http::{
     DEFAULT_MAX_INDEX_SIZE, DEFAULT_RETRY_BACKOFF, FetchStats, HttpLimits, MAX_KEY_SIZE,
     MIN_PROGRESS_BYTES,
 };
-pub use lock::{Lock, LockedPackage};
+pub use lock::{Lock, LockedPackage, PinError, Unavailable};
 pub use repository::{Location, Repository, Source, parse_repositories};
 pub use solver::{Candidate, Solution, Universe};
 
@@ -183,7 +183,6 @@ struct Inner {
     keyring: Arc<Keyring>,
     /// Per repository: accepted without signatures.
     unsigned: Vec<bool>,
-    universe: Universe,
     cache: Cache,
     fetcher: Fetcher,
     parallel: usize,
@@ -194,6 +193,10 @@ struct Inner {
 #[derive(Clone)]
 pub struct Repositories {
     inner: Arc<Inner>,
+    /// The packages resolution chooses from (all of the indexes', or a pinned subset).
+    universe: Arc<Universe>,
+    /// Packages already installed under the environment (see [`Repositories::over`]).
+    installed: Arc<Vec<IndexEntry>>,
 }
 
 impl std::fmt::Debug for Repositories {
@@ -201,7 +204,7 @@ impl std::fmt::Debug for Repositories {
         f.debug_struct("Repositories")
             .field("arch", &self.inner.arch)
             .field("repositories", &self.inner.repositories)
-            .field("packages", &self.inner.universe.len())
+            .field("packages", &self.universe.len())
             .finish_non_exhaustive()
     }
 }
@@ -475,8 +478,7 @@ fn package_expect(e: &IndexEntry) -> Expect {
     }
 }
 
-async fn fetch_package(inner: Arc<Inner>, pos: usize) -> Result<ResolvedPackage> {
-    let cand = &inner.universe.packages()[pos];
+async fn fetch_package(inner: Arc<Inner>, cand: Candidate) -> Result<ResolvedPackage> {
     let entry = cand.entry.clone();
     let repo = &inner.repositories[cand.repository];
     let dest = inner.cache.package_path(&entry)?;
@@ -655,15 +657,16 @@ impl Repositories {
                 tracing::debug!(repository = %repo.spec, skipped, "records of other architectures ignored");
             }
         }
-        let universe = Universe::new(candidates);
+        let universe = Arc::new(Universe::new(candidates));
         Ok(Repositories {
+            universe,
+            installed: Arc::default(),
             inner: Arc::new(Inner {
                 arch,
                 repositories,
                 keys,
                 keyring,
                 unsigned,
-                universe,
                 cache,
                 fetcher,
                 parallel,
@@ -693,7 +696,7 @@ impl Repositories {
 
     /// All packages of the loaded indexes for the architecture.
     pub fn universe(&self) -> &Universe {
-        &self.inner.universe
+        &self.universe
     }
 
     /// The download cache.
@@ -711,7 +714,19 @@ impl Repositories {
     /// # Errors
     /// Malformed constraints, unsatisfiable requests.
     pub fn solve<S: AsRef<str>>(&self, packages: &[S]) -> Result<Solution> {
-        self.inner.universe.solve(packages)
+        self.universe.solve_over(packages, &self.installed)
+    }
+
+    /// The same repositories resolving over packages that are already installed (a
+    /// bootstrap root filesystem's apk database): those answer the dependencies they satisfy
+    /// and are never fetched; solutions, locks and resolutions hold only the packages to add
+    /// ([`Universe::solve_over`]).
+    pub fn over(&self, installed: Vec<IndexEntry>) -> Repositories {
+        Repositories {
+            inner: Arc::clone(&self.inner),
+            universe: Arc::clone(&self.universe),
+            installed: Arc::new(installed),
+        }
     }
 
     /// The lock of a request, without downloading anything.
@@ -726,7 +741,7 @@ impl Repositories {
                 .order
                 .iter()
                 .map(|&p| {
-                    let c = &self.inner.universe.packages()[p];
+                    let c = &self.universe.packages()[p];
                     LockedPackage {
                         name: c.entry.name.clone(),
                         version: c.entry.version.clone(),
@@ -736,6 +751,50 @@ impl Repositories {
                     }
                 })
                 .collect(),
+        })
+    }
+
+    /// The same repositories restricted to the packages of `lock` (matched by name and
+    /// control checksum, in whichever repository they are now): resolving the request that
+    /// produced the lock gives the same packages again. Every locked package that cannot be
+    /// found is reported, with the versions of that name the repositories do have.
+    ///
+    /// # Errors
+    /// [`PinError`] listing every locked package that is gone or whose content changed.
+    pub fn pinned(&self, lock: &Lock) -> std::result::Result<Repositories, PinError> {
+        let all = self.universe.packages();
+        let mut keep = Vec::new();
+        let mut unavailable = Vec::new();
+        for want in &lock.packages {
+            let same = |c: &&Candidate| c.entry.name == want.name;
+            match all
+                .iter()
+                .find(|c| same(c) && c.entry.checksum == want.checksum)
+            {
+                Some(c) => keep.push(c.clone()),
+                None => unavailable.push(Unavailable {
+                    package: want.clone(),
+                    found: all
+                        .iter()
+                        .filter(same)
+                        .map(|c| LockedPackage {
+                            name: c.entry.name.clone(),
+                            version: c.entry.version.clone(),
+                            arch: c.entry.arch.clone(),
+                            checksum: c.entry.checksum.clone(),
+                            repository: self.inner.repositories[c.repository].spec.clone(),
+                        })
+                        .collect(),
+                }),
+            }
+        }
+        if !unavailable.is_empty() {
+            return Err(PinError { unavailable });
+        }
+        Ok(Repositories {
+            inner: Arc::clone(&self.inner),
+            universe: Arc::new(Universe::new(keep)),
+            installed: Arc::clone(&self.installed),
         })
     }
 
@@ -752,10 +811,11 @@ impl Repositories {
         let mut set = tokio::task::JoinSet::new();
         for (i, &pos) in solution.order.iter().enumerate() {
             let inner = Arc::clone(&self.inner);
+            let cand = self.universe.packages()[pos].clone();
             let sem = Arc::clone(&sem);
             set.spawn(async move {
                 let _permit = sem.acquire_owned().await;
-                (i, fetch_package(inner, pos).await)
+                (i, fetch_package(inner, cand).await)
             });
         }
         let mut results: Vec<Option<Result<ResolvedPackage>>> =

@@ -57,3 +57,60 @@ impl Lock {
         s
     }
 }
+
+/// A locked package the repositories no longer offer as locked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unavailable {
+    /// The package as locked.
+    pub package: LockedPackage,
+    /// Packages of the same name the repositories do offer (other versions, or the same
+    /// version with other content).
+    pub found: Vec<LockedPackage>,
+}
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p = &self.package;
+        write!(
+            f,
+            "{} {} ({}, from {})",
+            p.name, p.version, p.checksum, p.repository
+        )?;
+        if self.found.is_empty() {
+            return write!(f, ": no package of that name in the repositories");
+        }
+        let same_version: Vec<&LockedPackage> = self
+            .found
+            .iter()
+            .filter(|c| c.version == p.version)
+            .collect();
+        if !same_version.is_empty() {
+            write!(f, ": the repositories have this version with other content")?;
+            for c in same_version {
+                write!(f, " ({} in {})", c.checksum, c.repository)?;
+            }
+            return Ok(());
+        }
+        write!(f, ": gone from the repositories, which have")?;
+        for (i, c) in self.found.iter().enumerate() {
+            let sep = if i == 0 { " " } else { ", " };
+            write!(f, "{sep}{} ({} in {})", c.version, c.checksum, c.repository)?;
+        }
+        Ok(())
+    }
+}
+
+/// Locked packages the repositories cannot supply ([`crate::Repositories::pinned`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} locked package(s) unavailable: {}", .unavailable.len(), list(.unavailable))]
+pub struct PinError {
+    /// Every package that is gone or changed, in lock order.
+    pub unavailable: Vec<Unavailable>,
+}
+
+fn list(u: &[Unavailable]) -> String {
+    u.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}

@@ -159,6 +159,58 @@ impl Universe {
         Ok(s.finish())
     }
 
+    /// [`Universe::solve`] over packages already installed (a bootstrap root filesystem's
+    /// apk database): they answer every dependency they satisfy, no other version of their
+    /// names is chosen, and the solution holds only the packages to add. A request an
+    /// installed package cannot satisfy (`busybox>=2` over busybox 1.36) is unsatisfiable.
+    ///
+    /// # Errors
+    /// As [`Universe::solve`].
+    pub fn solve_over<S: AsRef<str>>(
+        &self,
+        request: &[S],
+        installed: &[IndexEntry],
+    ) -> Result<Solution> {
+        if installed.is_empty() {
+            return self.solve(request);
+        }
+        let n = installed.len();
+        let mut all: Vec<Candidate> = installed
+            .iter()
+            .map(|e| Candidate {
+                entry: e.clone(),
+                repository: usize::MAX,
+                tag: None,
+            })
+            .collect();
+        all.extend(self.packages.iter().cloned());
+        let u = Universe::new(all);
+        let mut deps = Vec::new();
+        for r in request {
+            let r = r.as_ref().trim();
+            if !r.is_empty() {
+                deps.push(Dependency::parse(r, "request")?);
+            }
+        }
+        deps.sort();
+        deps.dedup();
+        let mut s = State::new(&u);
+        for p in 0..n {
+            s.mark_selected(p);
+        }
+        s.solve(&deps)?;
+        let sol = s.finish();
+        let added = |p: usize| p.checked_sub(n);
+        Ok(Solution {
+            order: sol.order.into_iter().filter_map(added).collect(),
+            dependencies: sol
+                .dependencies
+                .into_iter()
+                .filter_map(|(p, d)| Some((added(p)?, d.into_iter().filter_map(added).collect())))
+                .collect(),
+        })
+    }
+
     fn label(&self, p: usize) -> String {
         let e = &self.packages[p].entry;
         format!("{}-{}", e.name, e.version)

@@ -3,7 +3,10 @@
 //! `plain` prefixes BuildKit's plain progress with the package; `rawjson` adds `package` and
 //! `arch` to every status message and emits one `node` event per state change. Each build's
 //! full plain log also goes to `<out-dir>/logs/<arch>/<name>.log` (written aside, renamed at
-//! the end).
+//! the end). In `tty` mode the last lines of a package's running step are shown under its
+//! line. Client steps (packaging, see `melange2_buildkit::progress::ClientStep`) show in
+//! every mode with their bytes and duration; in `rawjson` they are `client-step` events, not
+//! status messages (docs/build.md, "Progress").
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -11,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use bollard_buildkit_proto::moby::buildkit::v1::StatusResponse;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use melange2_buildkit::progress::{Change, Progress, ProgressMode, Tracker};
+use melange2_buildkit::progress::{
+    Change, LIVE_TAIL_LINES, LiveTail, Progress, ProgressMode, Tracker, is_client_step, tail_width,
+};
 
 use crate::report::{NodeReport, NodeResult};
 
@@ -55,6 +60,7 @@ struct NodeView {
     console: Option<Progress>,
     log: Option<LogFile>,
     bar: Option<ProgressBar>,
+    tail: LiveTail,
     started: Option<Instant>,
     /// Vertices whose result line was printed (BuildKit may report one twice).
     printed: std::collections::BTreeSet<String>,
@@ -211,6 +217,9 @@ impl View {
     pub fn retrying(&mut self, i: usize, note: &str) {
         self.counters.running = self.counters.running.saturating_sub(1);
         self.counters.queued += 1;
+        if let Some(m) = &self.multi {
+            self.nodes[i].tail.clear(m);
+        }
         if let Some(pb) = self.nodes[i].bar.take() {
             pb.finish_and_clear();
             if let Some(m) = &self.multi {
@@ -315,6 +324,12 @@ impl View {
                     c.handle(resp);
                 }
             }
+            ProgressMode::RawJson if is_client_response(resp) => {
+                let events = client_step_events(&n.tracker, &changes);
+                for e in events {
+                    self.event(i, "client-step", e);
+                }
+            }
             ProgressMode::RawJson => {
                 let raw = melange2_buildkit::progress::raw_json(resp);
                 let mut v: serde_json::Value = serde_json::from_str(&raw).unwrap_or_default();
@@ -325,15 +340,23 @@ impl View {
                 eprintln!("{v}");
             }
             ProgressMode::Tty => {
+                let current = current_step(&n.tracker);
                 if let Some(pb) = &n.bar
-                    && let Some(step) = current_step(&n.tracker)
+                    && let Some(step) = &current
                 {
-                    pb.set_message(format!("› {step}"));
+                    pb.set_message(format!("› {}", step_text(&n.tracker, step)));
                 }
                 let lines = step_lines(&n.tracker, &n.label, changes, &mut n.printed);
                 if let Some(m) = &self.multi {
                     for l in lines {
                         let _ = m.println(l);
+                    }
+                    if let Some(pb) = &n.bar {
+                        let tail = current
+                            .and_then(|d| n.tracker.get(&d))
+                            .map(|v| v.live_tail(LIVE_TAIL_LINES, tail_width()))
+                            .unwrap_or_default();
+                        n.tail.show(m, pb, tail);
                     }
                 }
             }
@@ -344,7 +367,9 @@ impl View {
     /// Steps of a node so far: (cached, executed).
     pub fn steps(&self, i: usize) -> (usize, usize) {
         let s = self.nodes[i].tracker.summaries();
-        let steps = s.iter().filter(|v| !v.name.starts_with("[internal]"));
+        let steps = s
+            .iter()
+            .filter(|v| !v.name.starts_with("[internal]") && !is_client_step(&v.digest));
         let (mut cached, mut executed) = (0, 0);
         for v in steps {
             if v.cached {
@@ -377,6 +402,9 @@ impl View {
         report.log = self.close_log(i, &report.result);
         let n = &mut self.nodes[i];
         n.console = None;
+        if let Some(m) = &self.multi {
+            n.tail.clear(m);
+        }
         if let Some(pb) = n.bar.take() {
             pb.finish_and_clear();
             if let Some(m) = &self.multi {
@@ -471,6 +499,9 @@ impl View {
     /// Stop live output.
     pub fn finish(&mut self) {
         for n in &mut self.nodes {
+            if let Some(m) = &self.multi {
+                n.tail.clear(m);
+            }
             if let Some(pb) = n.bar.take() {
                 pb.finish_and_clear();
             }
@@ -520,8 +551,10 @@ fn step_lines(
             format!("{} [{label}] {name}", console::style("CACHED").dim())
         } else {
             let secs = v.duration().unwrap_or_default().as_secs_f64();
+            let counters = v.counters_text();
+            let sep = if counters.is_empty() { "" } else { " " };
             format!(
-                "{} [{label}] {name} {}",
+                "{} [{label}] {name}{sep}{counters} {}",
                 console::style("✓").green(),
                 console::style(format!("{secs:.1}s")).dim()
             )
@@ -530,13 +563,66 @@ fn step_lines(
     out
 }
 
-/// The step a running build is at: the latest started, not completed, non-internal vertex.
+/// The step a running build is at (its digest): the latest started, not completed,
+/// non-internal vertex.
 fn current_step(t: &Tracker) -> Option<String> {
     t.summaries()
         .into_iter()
         .filter(|v| !v.name.starts_with("[internal]") && v.duration.is_none() && !v.cached)
-        .filter_map(|v| t.get(&v.digest).map(|s| (s.started, v.name)))
+        .filter_map(|v| t.get(&v.digest).map(|s| (s.started, v.digest)))
         .filter(|(s, _)| s.is_some())
         .max_by_key(|(s, _)| *s)
-        .map(|(_, n)| n)
+        .map(|(_, d)| d)
+}
+
+/// A step's name with its counters (`send source 52.40MB`).
+fn step_text(t: &Tracker, digest: &str) -> String {
+    let Some(v) = t.get(digest) else {
+        return String::new();
+    };
+    let counters = v.counters_text();
+    if counters.is_empty() {
+        v.name.clone()
+    } else {
+        format!("{} {counters}", v.name)
+    }
+}
+
+/// Whether a status message is about client steps only.
+fn is_client_response(resp: &StatusResponse) -> bool {
+    let digests: Vec<&str> = resp
+        .vertexes
+        .iter()
+        .map(|v| v.digest.as_str())
+        .chain(resp.statuses.iter().map(|s| s.vertex.as_str()))
+        .chain(resp.logs.iter().map(|l| l.vertex.as_str()))
+        .collect();
+    !digests.is_empty() && digests.into_iter().all(is_client_step)
+}
+
+/// `client-step` events for the changes of a client step: `started`, `progress` (bytes so
+/// far), `done`/`failed` (bytes, duration, output lines, error).
+fn client_step_events(t: &Tracker, changes: &[Change]) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for c in changes {
+        let (d, state) = match c {
+            Change::Started(d) => (d, "started"),
+            Change::Status { vertex, .. } => (vertex, "progress"),
+            Change::Completed(d) => (d, "completed"),
+            Change::Log(..) => continue,
+        };
+        let Some(v) = t.get(d) else { continue };
+        let mut e = serde_json::json!({"step": v.name, "state": state, "bytes": v.bytes()});
+        if state == "completed" {
+            let failed = !v.error.is_empty();
+            e["state"] = if failed { "failed" } else { "done" }.into();
+            e["duration"] = v.duration().unwrap_or_default().as_secs_f64().into();
+            e["output"] = v.log_tail().into();
+            if failed {
+                e["error"] = v.error.clone().into();
+            }
+        }
+        out.push(e);
+    }
+    out
 }

@@ -288,7 +288,8 @@ impl Redactor {
                 }
             }
         }
-        self.patterns.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+        self.patterns
+            .sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
         self.first = vec![false; 256];
         for p in &self.patterns {
             self.first[usize::from(p[0])] = true;
@@ -440,7 +441,10 @@ mod tests {
             .unwrap();
         assert_eq!(s.value(), b"v4lue\n");
         assert!(!format!("{s:?}").contains("v4lue"));
-        let missing = spec("id=tok,src=/nonexistent/x").unwrap().load().unwrap_err();
+        let missing = spec("id=tok,src=/nonexistent/x")
+            .unwrap()
+            .load()
+            .unwrap_err();
         assert!(missing.to_string().contains("/nonexistent/x"), "{missing}");
         let unset = spec("id=tok,env=MELANGE2_TEST_SURELY_UNSET")
             .unwrap()
@@ -450,10 +454,7 @@ mod tests {
             unset.to_string().contains("MELANGE2_TEST_SURELY_UNSET"),
             "{unset}"
         );
-        let twice = [
-            spec("id=a,src=f").unwrap(),
-            spec("id=a,src=g").unwrap(),
-        ];
+        let twice = [spec("id=a,src=f").unwrap(), spec("id=a,src=g").unwrap()];
         assert!(load(&twice).unwrap_err().to_string().contains("\"a\""));
         let env_twice = [
             spec("id=a,src=f,as-env=T").unwrap(),

@@ -18,6 +18,11 @@
 //!   failure, the step, exit code and the last lines that step printed. Test steps always
 //!   run (their ExecOp ignores the cache) unless [`TestOptions::cache_results`] is set; the
 //!   environment layers come from the cache like in builds.
+//! * With [`TestOptions::bootstrap_rootfs`], every environment is that root filesystem with
+//!   the packages it lacks layered over it ([`melange2_build::bootstrap`]); a test whose
+//!   packages neither the rootfs nor a repository has fails, listing every one of them.
+//! * A repository that cannot be loaded (missing directory, no answer) stops the run with an
+//!   error naming it, before any test runs.
 
 mod run;
 pub mod script;
@@ -64,6 +69,10 @@ pub struct TestOptions {
     /// Let BuildKit answer a test whose inputs (packages, environment, steps) did not change
     /// from its cache instead of running it again.
     pub cache_results: bool,
+    /// Layer every test environment over this root filesystem (a directory or a tar) instead
+    /// of an empty one; packages it has installed count as present (as `build`'s
+    /// `--bootstrap-rootfs`).
+    pub bootstrap_rootfs: Option<PathBuf>,
     /// Daemon address (None: BUILDKIT_HOST, the default socket, or a local daemon).
     pub buildkit_addr: Option<String>,
     /// TLS for tcp:// addresses.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use bollard_buildkit_proto::moby::buildkit::v1::StatusResponse;
-use melange2_build::support;
+use melange2_build::{bootstrap, support};
 use melange2_buildkit::progress::{Change, Progress, Tracker};
 use melange2_buildkit::{BuildkitError, Client, SolveOptions, local};
 use melange2_config::plan::{STEP_PATH, WORKSPACE};
@@ -72,6 +72,10 @@ pub async fn test(opts: &TestOptions) -> Result<TestReport, TestError> {
         opts.archs.clone()
     };
     let source = opts.source_dir.as_deref().map(source_layer).transpose()?;
+    let rootfs = match &opts.bootstrap_rootfs {
+        Some(p) => Some(bootstrap::read_rootfs(p).map_err(TestError::Input)?),
+        None => None,
+    };
 
     // Compile every architecture first: a bad build file fails before anything runs.
     let mut report = TestReport::default();
@@ -138,6 +142,7 @@ pub async fn test(opts: &TestOptions) -> Result<TestReport, TestError> {
             client: &client,
             opts,
             source: source.as_ref(),
+            rootfs: rootfs.as_ref(),
             prefix: if multi {
                 format!("[{}] ", case.arch)
             } else {
@@ -163,6 +168,7 @@ struct Ctx<'a> {
     client: &'a Client,
     opts: &'a TestOptions,
     source: Option<&'a Source>,
+    rootfs: Option<&'a bootstrap::Rootfs>,
     prefix: String,
 }
 
@@ -209,6 +215,108 @@ fn has_shell(files: &[PathBuf]) -> bool {
     false
 }
 
+/// The repositories of a case's environment; one that cannot be loaded (a missing
+/// directory, a server that does not answer) stops the run.
+async fn load_repositories(
+    ctx: &Ctx<'_>,
+    case: &TestCase,
+) -> Result<melange2_resolve::Repositories, TestError> {
+    let env = &case.environment;
+    let repos = melange2_resolve::Repositories::load(&melange2_resolve::Options {
+        arch: case.arch.clone(),
+        repositories: env.repositories.clone(),
+        keyring: env.keyring.clone(),
+        ignore_signatures: ctx.opts.ignore_signatures,
+        cache_dir: ctx.opts.apk_cache_dir.clone(),
+        parallel_downloads: 0,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| TestError::Input(format!("test environment of {}: {e}", case.label())))?;
+    Ok(match ctx.rootfs {
+        Some(r) => repos.over(r.scan.installed.clone()),
+        None => repos,
+    })
+}
+
+/// Who asked for each package of a case's environment.
+fn who_asked(case: &TestCase) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for s in &case.steps {
+        for n in &s.step.needs {
+            out.entry(n.clone())
+                .or_insert_with(|| format!("needs of step {:?}", s.name));
+        }
+    }
+    for p in &case.environment.packages {
+        out.entry(p.clone())
+            .or_insert_with(|| "the test environment".to_string());
+    }
+    out
+}
+
+/// Resolve and assemble a case's environment (over the bootstrap rootfs, if any); the
+/// package files are returned for the shell check. A failure is the case's outcome.
+async fn environment(
+    ctx: &Ctx<'_>,
+    case: &TestCase,
+    repos: &melange2_resolve::Repositories,
+    sde: i64,
+    local_dirs: &mut BTreeMap<String, PathBuf>,
+) -> Result<(melange2_environment::Environment, Vec<PathBuf>), Outcome> {
+    let env = &case.environment;
+    let base = match ctx.rootfs {
+        Some(r) => {
+            let who = format!("the test of {}", case.label());
+            bootstrap::lock(repos, &who_asked(case), &who).map_err(|e| failed(e.to_string()))?;
+            let state = bootstrap::rootfs_layer(&r.path, &r.digest, local_dirs)
+                .map_err(|e| failed(e.to_string()))?;
+            Some(melange2_environment::Base {
+                rootfs: state,
+                scan: std::sync::Arc::clone(&r.scan),
+            })
+        }
+        None => None,
+    };
+    let resolution = repos
+        .resolve(&env.packages)
+        .await
+        .map_err(|e| failed(format!("resolving the test environment: {e}")))?;
+    let (users, groups) = support::accounts(&env.accounts);
+    let request = EnvironmentRequest {
+        base,
+        packages: resolution
+            .packages
+            .iter()
+            .map(|p| PackageFile {
+                entry: p.entry.clone(),
+                file: p.file.clone(),
+            })
+            .collect(),
+        world: resolution.world.clone(),
+        repositories: resolution.repositories.clone(),
+        keys: resolution.keys.clone(),
+        users,
+        groups,
+        arch: case.arch.clone(),
+        source_date_epoch: sde,
+    };
+    let assembled =
+        assemble(&request).map_err(|e| failed(format!("assembling the test environment: {e}")))?;
+    let files = resolution.packages.iter().map(|p| p.file.clone()).collect();
+    Ok((assembled, files))
+}
+
+/// Whether a bootstrap rootfs has `/bin/sh` (directly or behind a usrmerge link).
+fn rootfs_has_shell(scan: &melange2_rootfs::Scan) -> bool {
+    let has = |p: &str| scan.entries.iter().any(|e| e.path == p);
+    let bin_link = scan
+        .entries
+        .iter()
+        .any(|e| e.path == "bin" && e.kind == melange2_rootfs::Kind::Symlink);
+    has("bin/sh") || (bin_link && has("usr/bin/sh"))
+}
+
 /// Run one case; a failing test is an `Ok` result with a failure, only daemon trouble is an
 /// error.
 async fn run_case(
@@ -239,50 +347,16 @@ async fn run_case_inner(
     result: &mut TestResult,
 ) -> Result<Outcome, TestError> {
     let opts = ctx.opts;
-    let env = &case.environment;
     let t0 = Instant::now();
-    let resolution = match melange2_resolve::resolve(
-        &melange2_resolve::Options {
-            arch: case.arch.clone(),
-            repositories: env.repositories.clone(),
-            keyring: env.keyring.clone(),
-            ignore_signatures: opts.ignore_signatures,
-            cache_dir: opts.apk_cache_dir.clone(),
-            parallel_downloads: 0,
-            ..Default::default()
-        },
-        &env.packages,
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(e) => return Ok(failed(format!("resolving the test environment: {e}"))),
-    };
-    let (users, groups) = support::accounts(&env.accounts);
+    let repos = load_repositories(ctx, case).await?;
     let sde = support::source_date_epoch_env()? as i64;
-    let request = EnvironmentRequest {
-        packages: resolution
-            .packages
-            .iter()
-            .map(|p| PackageFile {
-                entry: p.entry.clone(),
-                file: p.file.clone(),
-            })
-            .collect(),
-        world: resolution.world.clone(),
-        repositories: resolution.repositories.clone(),
-        keys: resolution.keys.clone(),
-        users,
-        groups,
-        arch: case.arch.clone(),
-        source_date_epoch: sde,
-    };
-    let assembled = match assemble(&request) {
+    let mut local_dirs: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let (assembled, files) = match environment(ctx, case, &repos, sde, &mut local_dirs).await {
         Ok(a) => a,
-        Err(e) => return Ok(failed(format!("assembling the test environment: {e}"))),
+        Err(outcome) => return Ok(outcome),
     };
     tracing::debug!(case = %case.label(), elapsed = ?t0.elapsed(), "environment resolved and assembled");
-    let mut local_dirs: BTreeMap<String, PathBuf> = assembled.local_dirs.clone();
+    local_dirs.extend(assembled.local_dirs.clone());
     let platform = Platform::from_apk_arch(&case.arch)?;
     let label = case.label();
     let prefix = &ctx.prefix;
@@ -371,10 +445,10 @@ async fn run_case_inner(
             (exec.root(), Some(d))
         }
         TestKind::Install => {
-            let files: Vec<PathBuf> = resolution.packages.iter().map(|p| p.file.clone()).collect();
-            let shell = tokio::task::spawn_blocking(move || has_shell(&files))
-                .await
-                .unwrap_or(false);
+            let shell = ctx.rootfs.is_some_and(|r| rootfs_has_shell(&r.scan))
+                || tokio::task::spawn_blocking(move || has_shell(&files))
+                    .await
+                    .unwrap_or(false);
             if shell {
                 let exec = base_exec(vec!["/bin/sh".into(), "-c".into(), "true".into()])
                     .options(exec_opts(format!("{prefix}install check {label}")))

@@ -59,9 +59,14 @@ pub struct BuildArgs {
     /// Also unpack the built trees into <dir>/<arch>/melange-out/ for inspection.
     #[arg(long)]
     pub workspace_dir: Option<PathBuf>,
-    /// Environment file(s) for the build (KEY=VALUE lines).
+    /// Environment file(s) for the build (KEY=VALUE lines); their values are shown as *** in
+    /// what the build writes.
     #[arg(long)]
     pub env_file: Vec<PathBuf>,
+    /// A secret for every step, at /run/secrets/ID (repeatable): id=ID,src=FILE or
+    /// id=ID,env=VAR, plus as-env=NAME to also set it as a variable; never written anywhere.
+    #[arg(long, value_name = "id=ID,src=FILE|env=VAR[,as-env=NAME]")]
+    pub secret: Vec<melange2_secrets::SecretSpec>,
     /// File of variables for ${{vars.*}}.
     #[arg(long)]
     pub vars_file: Option<PathBuf>,
@@ -234,6 +239,7 @@ fn build_options(a: BuildArgs) -> anyhow::Result<melange2_build::BuildOptions> {
         apk_cache_dir: a.apk_cache_dir,
         workspace_dir: a.workspace_dir,
         env_files: a.env_file,
+        secrets: melange2_secrets::load(&a.secret)?,
         vars_file: a.vars_file,
         build_options: a.build_option,
         pipeline_dirs: a.pipeline_dir,
@@ -258,6 +264,7 @@ fn build_options(a: BuildArgs) -> anyhow::Result<melange2_build::BuildOptions> {
         lint_warn: a.lint_warn,
         cache_to,
         cache_from,
+        environment_pin: None,
     })
 }
 
@@ -277,8 +284,8 @@ pub fn tree_options(a: BuildArgs) -> anyhow::Result<melange2_schedule::TreeOptio
 pub fn run(a: BuildArgs) -> anyhow::Result<()> {
     let pool = a.daemon.pool()?;
     let opts = tree_options(a)?;
-    let rt = tokio::runtime::Runtime::new()?;
-    let report = rt.block_on(melange2_schedule::build_tree(&opts, pool))?;
+    // SIGINT/SIGTERM cancel the build and remove its temporary files (docs/build.md)
+    let report = melange2_interrupt::block_on(melange2_schedule::build_tree(&opts, pool))??;
     for n in &report.nodes {
         for p in n.packages.iter().chain(&n.attestations) {
             println!("{}", p.display());

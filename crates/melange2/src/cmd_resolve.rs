@@ -76,7 +76,8 @@ pub fn run(a: ResolveArgs) -> anyhow::Result<()> {
             "nothing to resolve: give packages or --config with environment.contents.packages"
         );
     }
-    let r = melange2_resolve::resolve_blocking(&opts, &packages)?;
+    // SIGINT/SIGTERM stop the downloads and remove their temporary files (docs/resolve.md)
+    let r = melange2_interrupt::block_on(melange2_resolve::resolve(&opts, &packages))??;
     let lock = r.lock();
     if a.json {
         print!("{}", lock.to_json());

@@ -51,6 +51,10 @@ pub struct TestArgs {
     /// instead of running it again.
     #[arg(long)]
     pub cache_results: bool,
+    /// Layer the test environments over this root filesystem (directory or tar) instead of
+    /// an empty one, as `build --bootstrap-rootfs` does.
+    #[arg(long, value_name = "DIR|TAR")]
+    pub bootstrap_rootfs: Option<PathBuf>,
     #[command(flatten)]
     pub daemon: DaemonArgs,
 }
@@ -78,6 +82,7 @@ pub fn run(a: TestArgs) -> anyhow::Result<()> {
         progress: a.progress,
         ignore_signatures: a.ignore_signatures,
         cache_results: a.cache_results,
+        bootstrap_rootfs: a.bootstrap_rootfs,
         buildkit_addr: addr,
         tls,
     };

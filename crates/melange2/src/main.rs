@@ -76,7 +76,14 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {e:#}");
-            std::process::ExitCode::FAILURE
+            // 128 + the signal's number after SIGINT/SIGTERM, as a shell reports it
+            match e
+                .downcast_ref::<melange2_interrupt::Error>()
+                .and_then(melange2_interrupt::Error::exit_code)
+            {
+                Some(code) => std::process::ExitCode::from(code),
+                None => std::process::ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 mod common;
 
-use common::{daemon, extract, melange2, snapshot, vertices};
+use common::{apks, daemon, extract, melange2, snapshot, vertices};
 use melange2_apk::{Keyring, PackageTree, PkgInfo, RepoBuilder, generate_key, verify_package};
 
 struct Fixture {
@@ -148,7 +148,15 @@ fn hello_builds_signed_packages_and_index_and_rebuilds_from_cache() {
     assert_eq!(names, ["hello", "hello-doc"]);
 
     // Unchanged recipe: up to date, nothing solved, nothing written.
-    let bytes = std::fs::read(&hello).unwrap();
+    let first_bytes = apks(&out);
+    assert_eq!(
+        first_bytes.keys().collect::<Vec<_>>(),
+        [
+            "APKINDEX.tar.gz",
+            "hello-1.0.0-r0.apk",
+            "hello-doc-1.0.0-r0.apk"
+        ]
+    );
     let before = snapshot(&out);
     let again = build(&f, &recipe, &out, &[]);
     ok(&again);
@@ -173,30 +181,50 @@ fn hello_builds_signed_packages_and_index_and_rebuilds_from_cache() {
     for (n, cached) in steps {
         assert!(cached, "step {n} was not cached");
     }
-    assert_eq!(
-        std::fs::read(&hello).unwrap(),
-        bytes,
-        "reproducible package"
-    );
+    // Every package (the subpackage too) and the index are byte-identical.
+    let diff = common::differing(&first_bytes, &apks(&out));
+    assert!(diff.is_empty(), "a cached rebuild changed {diff:?}");
 }
 
 #[test]
-fn changing_the_last_step_reruns_only_that_step() {
+fn changing_a_step_reruns_it_and_the_steps_after_it_only() {
     let f = fixture();
-    let text = |last: &str| {
+    let text = |middle: &str, last: &str| {
         format!(
-            "package:\n  name: steps\n  version: 1.0.0\n  epoch: 0\n  description: steps\n  copyright:\n    - license: MIT\nenvironment:\n  contents:\n    packages:\n      - busybox\npipeline:\n  - name: first\n    runs: mkdir -p ${{{{targets.destdir}}}}/usr/share && echo one > ${{{{targets.destdir}}}}/usr/share/one\n  - name: last\n    runs: echo {last} > ${{{{targets.destdir}}}}/usr/share/last\n"
+            "package:\n  name: steps\n  version: 1.0.0\n  epoch: 0\n  description: steps\n  copyright:\n    - license: MIT\nenvironment:\n  contents:\n    packages:\n      - busybox\npipeline:\n  - name: first\n    runs: mkdir -p ${{{{targets.destdir}}}}/usr/share && echo one > ${{{{targets.destdir}}}}/usr/share/one\n  - name: middle\n    runs: echo {middle} > ${{{{targets.destdir}}}}/usr/share/middle\n  - name: last\n    runs: echo {last} > ${{{{targets.destdir}}}}/usr/share/last\n"
         )
     };
     let out = f.dir.path().join("out");
-    let r1 = write_recipe(f.dir.path(), "steps.yaml", &text("a"));
+    let r1 = write_recipe(f.dir.path(), "steps.yaml", &text("a", "a"));
     ok(&build(&f, &r1, &out, &[]));
-    let r2 = write_recipe(f.dir.path(), "steps.yaml", &text("b"));
+    // The last step changed: only it runs.
+    let r2 = write_recipe(f.dir.path(), "steps.yaml", &text("a", "b"));
     let o = build(&f, &r2, &out, &[]);
     ok(&o);
     let v = vertices(&o);
     assert_eq!(v.get("first"), Some(&true), "{v:?}");
+    assert_eq!(v.get("middle"), Some(&true), "{v:?}");
     assert_eq!(v.get("last"), Some(&false), "{v:?}");
+    // A middle step changed: it and every step after it run, the steps before stay cached.
+    let r3 = write_recipe(f.dir.path(), "steps.yaml", &text("c", "b"));
+    let o = build(&f, &r3, &out, &[]);
+    ok(&o);
+    let v = vertices(&o);
+    assert_eq!(v.get("first"), Some(&true), "{v:?}");
+    assert_eq!(v.get("middle"), Some(&false), "{v:?}");
+    assert_eq!(v.get("last"), Some(&false), "{v:?}");
+    let finished = String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "finished")
+        .expect("a finished event");
+    assert_eq!(
+        finished["reasons"],
+        serde_json::json!(["recipe step 002 (middle) changed"]),
+        "{finished}"
+    );
+    let files = data_files(&out.join("x86_64/steps-1.0.0-r0.apk"), &keyring_of(&f));
+    assert!(files.contains_key("usr/share/middle"), "{files:?}");
 }
 
 #[test]

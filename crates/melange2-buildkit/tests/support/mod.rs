@@ -129,11 +129,29 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(name: &str) -> Daemon {
+        Daemon::start_with(name, &[])
+    }
+
+    /// A daemon that also listens on `listen` (`tcp://127.0.0.1:PORT`) with mutual TLS, using
+    /// `ca.pem`, `server.pem` and `server-key.pem` from `certs`.
+    pub fn start_tls(name: &str, listen: &str, certs: &Path) -> Daemon {
+        let certs = certs.display().to_string();
+        Daemon::start_with(
+            name,
+            &[
+                ("MELANGE2_BUILDKIT_TLS_LISTEN", listen),
+                ("MELANGE2_BUILDKIT_TLS_CERTS", &certs),
+            ],
+        )
+    }
+
+    fn start_with(name: &str, env: &[(&str, &str)]) -> Daemon {
         let state = tempfile::tempdir().unwrap();
         let addr = run(
             Command::new(buildkit_script())
                 .args(["start", name])
-                .env("MELANGE2_BUILDKIT_STATE", state.path().join("bk")),
+                .env("MELANGE2_BUILDKIT_STATE", state.path().join("bk"))
+                .envs(env.iter().copied()),
             &format!("scripts/buildkit.sh start {name}"),
         );
         assert!(addr.starts_with("unix://"), "buildkit.sh printed {addr:?}");

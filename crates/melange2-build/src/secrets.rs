@@ -1,0 +1,176 @@
+//! What a build keeps out of everything it writes (docs/build.md, "Secrets"):
+//! - `--secret` values are served by the session and mounted into every step (never in the
+//!   graph, so never in a layer or a cache key);
+//! - `--env-file` values reach the steps' environment (and BuildKit's cache key, as any
+//!   input does), but `.melange.yaml` and the records show their names only (the value is
+//!   `***`); the record holds a digest of the values, so a changed value still rebuilds;
+//! - both are masked in step output, logs and errors.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use melange2_config::plan::{Plan, Step};
+use melange2_secrets::{MASK, Redactor, Secret};
+use sha2::{Digest, Sha256};
+
+use crate::BuildError;
+
+/// `--env-file` values at least this long are masked in step output; shorter ones (`1`,
+/// `yes`, `/usr`) would mask ordinary words. Secrets are always masked.
+pub const MIN_ENV_FILE_MASK: usize = 8;
+
+/// The secrets of a run.
+#[derive(Clone, Debug, Default)]
+pub struct BuildSecrets {
+    /// `--secret`s with their values.
+    pub secrets: Vec<Secret>,
+    /// `--env-file` values by name.
+    env_file: BTreeMap<String, BTreeSet<String>>,
+    /// Masks both in step output.
+    pub redactor: Redactor,
+}
+
+impl BuildSecrets {
+    /// Read the `--env-file`s (an unreadable file is an error naming it).
+    pub fn new(secrets: &[Secret], env_files: &[PathBuf]) -> Result<Self, BuildError> {
+        let pairs = melange2_config::env_file_values(env_files)
+            .map_err(|e| BuildError::Input(e.to_string()))?;
+        let mut redactor = Redactor::new();
+        for s in secrets {
+            redactor.add(s.value());
+        }
+        let mut env_file: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (k, v) in pairs {
+            if v.len() >= MIN_ENV_FILE_MASK {
+                redactor.add(v.as_bytes());
+            }
+            env_file.entry(k).or_default().insert(v);
+        }
+        Ok(Self {
+            secrets: secrets.to_vec(),
+            env_file,
+            redactor,
+        })
+    }
+
+    /// The plan as packages and records show it: every variable that holds a value of an
+    /// `--env-file` is `***` (a value the build file sets itself stays).
+    pub fn public_plan(&self, plan: &Plan) -> Plan {
+        let mut p = plan.clone();
+        if self.env_file.is_empty() {
+            return p;
+        }
+        self.mask(&mut p.environment.env);
+        self.mask_steps(&mut p.pipeline);
+        for sp in &mut p.subpackages {
+            self.mask_steps(&mut sp.pipeline);
+            if let Some(t) = &mut sp.test {
+                self.mask(&mut t.environment.env);
+                self.mask_steps(&mut t.pipeline);
+            }
+        }
+        if let Some(t) = &mut p.test {
+            self.mask(&mut t.environment.env);
+            self.mask_steps(&mut t.pipeline);
+        }
+        p
+    }
+
+    fn mask(&self, env: &mut BTreeMap<String, String>) {
+        for (k, v) in env.iter_mut() {
+            if self.env_file.get(k).is_some_and(|vals| vals.contains(v)) {
+                *v = MASK.to_string();
+            }
+        }
+    }
+
+    fn mask_steps(&self, steps: &mut [Step]) {
+        for s in steps {
+            self.mask(&mut s.env);
+            self.mask_steps(&mut s.pipeline);
+        }
+    }
+
+    /// Flags of the record: the `--env-file` names with a digest of their values, and the
+    /// secrets' ids (their values never change the packages). Empty without either.
+    pub fn flags(&self) -> BTreeMap<String, String> {
+        let mut f = BTreeMap::new();
+        if !self.env_file.is_empty() {
+            let mut h = Sha256::new();
+            for (k, vals) in &self.env_file {
+                for v in vals {
+                    h.update(format!("{}={}\n", k.len(), k).as_bytes());
+                    h.update(format!("{}=", v.len()).as_bytes());
+                    h.update(v.as_bytes());
+                }
+            }
+            let names: Vec<&str> = self.env_file.keys().map(String::as_str).collect();
+            f.insert(
+                "env-file".to_string(),
+                format!("{} sha256:{}", names.join(","), hex::encode(h.finalize())),
+            );
+        }
+        if !self.secrets.is_empty() {
+            let mut ids: Vec<String> = self
+                .secrets
+                .iter()
+                .map(|s| match &s.as_env {
+                    Some(e) => format!("{} as-env={e}", s.id),
+                    None => s.id.clone(),
+                })
+                .collect();
+            ids.sort();
+            f.insert("secrets".to_string(), ids.join(","));
+        }
+        f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_file_values_are_masked_where_they_reach_and_kept_where_the_recipe_sets_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let ef = dir.path().join("build.env");
+        std::fs::write(&ef, "TOKEN=tok-1234567890\nMODE=fast\nSHORT=ab\n").unwrap();
+        let s = BuildSecrets::new(&[], std::slice::from_ref(&ef)).unwrap();
+        let recipe = dir.path().join("x.yaml");
+        std::fs::write(
+            &recipe,
+            "package: {name: x, version: '1', epoch: 0}\n\
+             environment:\n  environment:\n    MODE: from-the-recipe\n\
+             pipeline:\n  - runs: echo hi\n    environment:\n      OTHER: x\n",
+        )
+        .unwrap();
+        let plan = melange2_config::compile_file(&melange2_config::CompileRequest {
+            file: recipe,
+            arch: melange2_config::Arch::X86_64,
+            pipeline_dirs: vec![],
+            build_options: vec![],
+            vars_file: None,
+            env_files: vec![ef.clone()],
+        })
+        .unwrap();
+        assert_eq!(plan.pipeline[0].env["TOKEN"], "tok-1234567890");
+        let public = s.public_plan(&plan);
+        assert_eq!(public.environment.env["TOKEN"], MASK);
+        assert_eq!(public.environment.env["MODE"], "from-the-recipe");
+        assert_eq!(public.pipeline[0].env["TOKEN"], MASK);
+        assert_eq!(public.pipeline[0].env["OTHER"], "x");
+        let json = serde_json::to_string(&public).unwrap();
+        assert!(!json.contains("tok-1234567890"), "{json}");
+        let flags = s.flags();
+        assert!(flags["env-file"].starts_with("MODE,SHORT,TOKEN sha256:"));
+        assert!(!flags["env-file"].contains("tok-"));
+        // long values are masked in output, short ones are not
+        assert_eq!(s.redactor.redact_str("x tok-1234567890 ab"), "x *** ab");
+        // another value, another digest
+        std::fs::write(&ef, "TOKEN=tok-0000000000\nMODE=fast\nSHORT=ab\n").unwrap();
+        let t = BuildSecrets::new(&[], &[ef]).unwrap();
+        assert_ne!(t.flags()["env-file"], flags["env-file"]);
+        let missing = BuildSecrets::new(&[], &[dir.path().join("nope.env")]).unwrap_err();
+        assert!(missing.to_string().contains("nope.env"), "{missing}");
+    }
+}

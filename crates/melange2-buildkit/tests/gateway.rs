@@ -1,0 +1,149 @@
+//! The gateway against the real buildkitd (BUILDKIT_HOST): a failed step's container, reopened
+//! on its mounts as they were at the failure.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use futures::FutureExt;
+use melange2_buildkit::llb::{Exec, NetMode, OpOptions};
+use melange2_buildkit::{BuildkitError, FailedStep, ProcessSpec, SolveOptions};
+
+/// What the hook saw, for the test to check after the solve.
+#[derive(Default, Debug)]
+struct Seen {
+    step: Option<String>,
+    marker: String,
+    process: String,
+    listing: Vec<String>,
+    file: Vec<u8>,
+    exit_codes: Vec<u32>,
+}
+
+async fn inspect(step: &FailedStep, seen: &Mutex<Seen>) -> Result<(), BuildkitError> {
+    let meta = step
+        .process()
+        .cloned()
+        .expect("the failed step ran a process");
+    let ctr = step.container().await?;
+    let spec = |args: &[&str]| ProcessSpec {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        env: meta.env.clone(),
+        cwd: meta.cwd.clone(),
+        user: meta.user.clone(),
+        tty: false,
+    };
+    let (code, out) = ctr
+        .start(spec(&["/bin/cat", "/tmp/marker"]))
+        .await?
+        .wait_output()
+        .await?;
+    let marker = String::from_utf8_lossy(out.get(&1).map_or(&[][..], |v| v)).into_owned();
+    // stdin reaches the process; its exit code comes back
+    let p = ctr
+        .start(spec(&[
+            "/bin/sh",
+            "-c",
+            "read line; echo \"$line FOO=$FOO cwd=$(pwd) uid=$(/bin/busybox id -u)\"; exit 4",
+        ]))
+        .await?;
+    let input = p.input();
+    input.stdin(b"hello from stdin\n".to_vec()).await?;
+    input.close_stdin().await?;
+    let (code2, out2) = p.wait_output().await?;
+    let process = String::from_utf8_lossy(out2.get(&1).map_or(&[][..], |v| v)).into_owned();
+    let listing = ctr
+        .read_dir("/tmp")
+        .await?
+        .into_iter()
+        .map(|s| s.path)
+        .collect();
+    let file = ctr.read_file("/tmp/marker", 0).await?;
+    ctr.release().await?;
+    let mut s = seen.lock().unwrap();
+    s.step = step.error.step.clone();
+    s.marker = marker;
+    s.process = process;
+    s.listing = listing;
+    s.file = file;
+    s.exit_codes = vec![code, code2];
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_step_container_has_the_files_env_and_cwd_of_the_failure() {
+    let c = client().await;
+    let nonce = format!("{:?}", std::time::SystemTime::now());
+    let script = format!("echo 'left behind {nonce}' > marker && echo failing && exit 3");
+    let failing = Exec::shell(rootfs_inline(), &script)
+        .env("PATH", "/bin")
+        .env("FOO", "bar")
+        .cwd("/tmp")
+        .user("1000:1000")
+        .network(NetMode::None)
+        .options(OpOptions::named("run: leave a marker and fail"))
+        .build()
+        .unwrap();
+    let def = failing.root().marshal().unwrap();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let hook_seen = seen.clone();
+    let hook_error = Arc::new(Mutex::new(None));
+    let hook_err = hook_error.clone();
+    let opts = SolveOptions {
+        on_failure: Some(Box::new(move |step: &FailedStep| {
+            async move {
+                if let Err(e) = inspect(step, &hook_seen).await {
+                    *hook_err.lock().unwrap() = Some(e.to_string());
+                }
+            }
+            .boxed()
+        })),
+        ..Default::default()
+    };
+    let err = c
+        .solve(&def, opts, &mut |_| {})
+        .await
+        .expect_err("the step fails");
+    assert_eq!(*hook_error.lock().unwrap(), None);
+    let BuildkitError::Solve(e) = err else {
+        panic!("not a step failure: {err}");
+    };
+    eprintln!("DEBUG {e:?} {:?}", seen.lock().unwrap());
+    assert_eq!(e.exit_code, Some(3), "{e}");
+    assert_eq!(e.step.as_deref(), Some("run: leave a marker and fail"));
+    let s = seen.lock().unwrap();
+    assert_eq!(s.step.as_deref(), Some("run: leave a marker and fail"));
+    assert_eq!(s.marker, format!("left behind {nonce}\n"));
+    assert_eq!(s.file, format!("left behind {nonce}\n").into_bytes());
+    assert_eq!(s.listing, vec!["marker".to_string()]);
+    assert_eq!(s.process, "hello from stdin FOO=bar cwd=/tmp uid=1000\n");
+    assert_eq!(s.exit_codes, vec![0, 4]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gateway_build_that_succeeds_exports_as_usual() {
+    let c = client().await;
+    let ok = Exec::shell(rootfs_inline(), "echo done > /done")
+        .env("PATH", "/bin")
+        .network(NetMode::None)
+        .options(OpOptions::named("run: succeed"))
+        .build()
+        .unwrap();
+    let called = Arc::new(Mutex::new(false));
+    let flag = called.clone();
+    let opts = SolveOptions {
+        on_failure: Some(Box::new(move |_: &FailedStep| {
+            async move {
+                *flag.lock().unwrap() = true;
+            }
+            .boxed()
+        })),
+        ..Default::default()
+    };
+    let (_, tar) = solve_to_tar(&c, &ok.root(), opts).await.unwrap();
+    let entries = tar_entries(&tar);
+    assert_eq!(entries["done"].1, b"done\n");
+    assert!(entries.contains_key("bin/busybox"));
+    assert!(!*called.lock().unwrap());
+}

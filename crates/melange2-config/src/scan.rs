@@ -1,0 +1,202 @@
+//! A quick pass over a YAML document's events before it is decoded, for what serde does
+//! not check or checks too slowly:
+//! * a key written twice in one mapping is an error, in every mapping (melange's YAML
+//!   decoder refuses them; serde would keep the last value of a map silently); the error
+//!   points at the second key;
+//! * collections nested deeper than the YAML reader allows fail at once: the decoder's
+//!   scanner takes time in proportion to the nesting depth for every token, so a
+//!   100 000-deep `[[[[…` would take hours before failing.
+//!
+//! Only the first document is looked at, and only when the quick reader accepts the text;
+//! what it does not accept is left to the decoder, which reports syntax errors.
+
+use std::collections::HashSet;
+
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
+
+use crate::error::{At, Diagnostic, Error, Result, Source};
+
+/// One open collection.
+enum Frame {
+    Map {
+        path: String,
+        keys: HashSet<String>,
+        /// The next node is a key.
+        want_key: bool,
+        /// The key of the value being read.
+        key: String,
+    },
+    Seq {
+        path: String,
+        index: usize,
+    },
+}
+
+impl Frame {
+    /// Field path of the node read next inside this collection.
+    fn child_path(&self) -> String {
+        match self {
+            Frame::Map { path, key, .. } if path.is_empty() => key.clone(),
+            Frame::Map { path, key, .. } => format!("{path}.{key}"),
+            Frame::Seq { path, index } => format!("{path}[{index}]"),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Scan {
+    stack: Vec<Frame>,
+    /// Inside the first document still.
+    done: bool,
+    duplicates: Vec<(String, String, Marker)>,
+}
+
+impl Scan {
+    /// A node started or ended at the current position: move the enclosing collection on.
+    fn node_done(&mut self) {
+        match self.stack.last_mut() {
+            Some(Frame::Map { want_key, .. }) => *want_key = !*want_key,
+            Some(Frame::Seq { index, .. }) => *index += 1,
+            None => {}
+        }
+    }
+
+    /// A scalar: a key of the enclosing mapping (checked for duplicates) or a value.
+    fn scalar(&mut self, value: &str, mark: Marker) {
+        if let Some(Frame::Map {
+            path,
+            keys,
+            want_key: true,
+            key,
+        }) = self.stack.last_mut()
+        {
+            // `<<` merges are not keys of their own.
+            if value != "<<" && !keys.insert(value.to_string()) {
+                self.duplicates
+                    .push((path.clone(), value.to_string(), mark));
+            }
+            value.clone_into(key);
+        }
+        self.node_done();
+    }
+
+    fn open(&mut self, map: bool) {
+        let path = self.stack.last().map(Frame::child_path).unwrap_or_default();
+        if let Some(Frame::Map {
+            want_key: true,
+            key,
+            ..
+        }) = self.stack.last_mut()
+        {
+            // A complex key: not compared.
+            key.clear();
+        }
+        self.stack.push(if map {
+            Frame::Map {
+                path,
+                keys: HashSet::new(),
+                want_key: true,
+                key: String::new(),
+            }
+        } else {
+            Frame::Seq { path, index: 0 }
+        });
+    }
+}
+
+impl MarkedEventReceiver for Scan {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        if self.done {
+            return;
+        }
+        match ev {
+            Event::Scalar(value, ..) => self.scalar(&value, mark),
+            Event::Alias(_) => self.node_done(),
+            Event::MappingStart(..) => self.open(true),
+            Event::SequenceStart(..) => self.open(false),
+            Event::MappingEnd | Event::SequenceEnd => {
+                self.stack.pop();
+                self.node_done();
+            }
+            Event::DocumentEnd => self.done = true,
+            _ => {}
+        }
+    }
+}
+
+/// Check `source`: the duplicate keys found (empty when none, or when the quick reader
+/// does not accept the text), or an error when the document is nested too deeply to read.
+pub(crate) fn check(source: &Source) -> Result<Vec<Diagnostic>> {
+    let mut scan = Scan::default();
+    let mut parser = Parser::new_from_str(&source.text);
+    if let Err(e) = parser.load(&mut scan, false) {
+        if e.info().contains("recursion limit") {
+            let m = e.marker();
+            return Err(Error::Config(Box::new(Diagnostic {
+                file: source.name.to_string(),
+                line: m.line(),
+                column: m.col() + 1,
+                path: String::new(),
+                message: "collections nested too deeply (the YAML reader's limit is 128 levels)"
+                    .to_string(),
+                suggestion: None,
+                cause: None,
+            })));
+        }
+        return Ok(Vec::new());
+    }
+    Ok(scan
+        .duplicates
+        .into_iter()
+        .map(|(parent, key, mark)| {
+            let path = if parent.is_empty() {
+                key.clone()
+            } else {
+                format!("{parent}.{key}")
+            };
+            let mut d = match source.error(&path, At::Key, format!("duplicate key {key:?}")) {
+                Error::Config(d) => *d,
+                _ => unreachable!("Source::error gives a diagnostic"),
+            };
+            (d.line, d.column) = (mark.line(), mark.col() + 1);
+            d
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dups(text: &str) -> Vec<String> {
+        check(&Source::new("f.yaml", text))
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn duplicate_keys_in_every_mapping() {
+        assert_eq!(
+            dups("vars:\n  a: 1\n  b: [x, {c: 1, c: 2}]\n  a: 2\n"),
+            [
+                "f.yaml:3:17: vars.b[1].c: duplicate key \"c\"",
+                "f.yaml:4:3: vars.a: duplicate key \"a\""
+            ]
+        );
+        assert!(dups("a: &x {b: 1}\nc:\n  <<: *x\n  b: 2\n").is_empty());
+        assert!(dups("- a: 1\n- a: 1\n").is_empty());
+        assert!(dups("? [a]\n: 1\n? [a]\n: 2\nb: 1\n").is_empty());
+    }
+
+    #[test]
+    fn deep_nesting_fails_fast() {
+        let deep = format!("a: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let e = check(&Source::new("f.yaml", deep)).unwrap_err();
+        assert!(e.to_string().contains("nested too deeply"), "{e}");
+        let ok = format!("a: {}{}\n", "[".repeat(50), "]".repeat(50));
+        assert!(check(&Source::new("f.yaml", ok)).is_ok());
+    }
+}
