@@ -300,10 +300,15 @@ impl BuildContext {
     ) -> Result<(EnvSource, serde_json::Value), BuildError> {
         let rootfs = self.rootfs(path)?;
         inputs.rootfs = Some(rootfs.digest.clone());
-        let repos = self
+        let mut repos = self
             .load_repositories(plan, out_stamp)
             .await?
             .over(rootfs.scan.installed.clone());
+        if let Some(pin) = &self.opts.environment_pin {
+            repos = repos
+                .pinned(pin)
+                .map_err(|e| BuildError::Resolve(e.to_string()))?;
+        }
         let request = crate::bootstrap::request(plan, &self.opts.package_append);
         let who = format!("recipe {} ({})", plan.package.name, plan.file);
         let lock = crate::bootstrap::lock(&repos, &request, &who)?;

@@ -39,12 +39,16 @@
 //!   interrupted runs are removed by the next run (each staging directory
 //!   holds a lock of its own while its run lives).
 //! * Reproducible: the same plan, output and options give the same bytes.
+//! * [`rescan`]: the SCA again over packages already built (`.apk` files read back with
+//!   [`read_built`]), giving the `.PKGINFO` a build would write now (`melange2 scan`,
+//!   `docs/rebuild.md`).
 
 pub mod error;
 mod ingest;
 mod lint;
 mod outdir;
 pub mod provenance;
+pub mod rescan;
 pub mod sbom;
 pub mod sca;
 mod staging;
@@ -63,6 +67,7 @@ pub use error::{PackageError, Result};
 pub use melange2_apk::index::LOCK_FILE_NAME;
 pub use outdir::{ArchLock, lock_arch, write_atomic};
 pub use provenance::Provenance;
+pub use rescan::{BuiltPackage, read_built, rescan};
 pub use sbom::BuildConfig;
 pub use sca::{
     BuildEnvironment, DroppedEntry, FindingKind, InstalledPackage, ProvidedLookup, ScaFinding,

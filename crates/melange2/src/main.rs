@@ -5,13 +5,16 @@
 mod cmd_apk;
 mod cmd_build;
 mod cmd_buildkit;
+mod cmd_completion;
 mod cmd_config;
 mod cmd_graph;
 mod cmd_lint;
+mod cmd_rebuild;
 mod cmd_resolve;
+mod cmd_scan;
 mod cmd_test;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +38,8 @@ enum Command {
     /// Talk to the BuildKit daemon.
     #[command(subcommand)]
     Buildkit(cmd_buildkit::BuildkitCommand),
+    /// Print the shell completion script (bash, zsh, fish).
+    Completion(cmd_completion::CompletionArgs),
     #[command(flatten)]
     Apk(cmd_apk::ApkCommand),
     #[command(flatten)]
@@ -43,8 +48,12 @@ enum Command {
     Graph(Box<cmd_graph::GraphArgs>),
     /// Run the package linters on .apk files.
     Lint(cmd_lint::LintArgs),
+    /// Rebuild packages from the plan and environment lock they carry and compare.
+    Rebuild(Box<cmd_rebuild::RebuildArgs>),
     /// Resolve packages against signed APK repositories, fetch and verify them, print the lock.
     Resolve(cmd_resolve::ResolveArgs),
+    /// Run the SCA again on built packages and print the .PKGINFO it gives (or its --diff).
+    Scan(cmd_scan::ScanArgs),
     /// Run a build file's tests against built packages on BuildKit.
     Test(Box<cmd_test::TestArgs>),
 }
@@ -65,11 +74,14 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Build(a) => cmd_build::run(*a),
         Command::Buildkit(c) => cmd_buildkit::run(c),
+        Command::Completion(a) => cmd_completion::run(a, Cli::command()),
         Command::Apk(c) => cmd_apk::run(c),
         Command::Config(c) => cmd_config::run(c),
         Command::Graph(a) => cmd_graph::run(*a),
         Command::Lint(a) => cmd_lint::run(a),
+        Command::Rebuild(a) => cmd_rebuild::run(*a),
         Command::Resolve(c) => cmd_resolve::run(c),
+        Command::Scan(a) => cmd_scan::run(a),
         Command::Test(a) => cmd_test::run(*a),
     };
     match result {
