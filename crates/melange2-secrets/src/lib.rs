@@ -26,6 +26,11 @@ pub const MASK: &str = "***";
 /// Where build steps find secret `ID`: `SECRETS_DIR/ID`.
 pub const SECRETS_DIR: &str = "/run/secrets";
 
+/// The largest value a secret can have: BuildKit's limit (`MaxSecretSize`, 500 KiB). A larger
+/// value is refused when it is read, before the build starts, and a source that never ends
+/// (`/dev/zero`) is read no further than this.
+pub const MAX_VALUE: usize = 500 * 1024;
+
 /// Lines of a multi-line value at least this long are masked on their own too (a shell
 /// trace or a tool may print one line of a key file).
 const MIN_LINE: usize = 8;
@@ -58,6 +63,14 @@ pub enum SecretError {
         id: String,
         /// The variable.
         var: String,
+    },
+    /// The value is larger than [`MAX_VALUE`].
+    #[error("secret {id:?}: the value from {from} is larger than {} KiB, BuildKit's limit for a secret", MAX_VALUE / 1024)]
+    TooBig {
+        /// The secret.
+        id: String,
+        /// Its file or variable.
+        from: String,
     },
     /// Two flags use the same id or the same `as-env` variable.
     #[error("--secret: {what} {name:?} is given twice")]
@@ -207,14 +220,13 @@ impl fmt::Debug for Secret {
 impl SecretSpec {
     /// Read the value.
     pub fn load(&self) -> Result<Secret, SecretError> {
-        let value = match &self.source {
-            SecretSource::File(p) => std::fs::read(p).map_err(|source| SecretError::File {
-                id: self.id.clone(),
-                path: p.clone(),
-                source,
-            })?,
+        let (value, from) = match &self.source {
+            SecretSource::File(p) => (self.read_file(p)?, p.display().to_string()),
             SecretSource::Env(v) => match std::env::var_os(v) {
-                Some(val) => std::os::unix::ffi::OsStringExt::into_vec(val),
+                Some(val) => (
+                    std::os::unix::ffi::OsStringExt::into_vec(val),
+                    format!("environment variable {v}"),
+                ),
                 None => {
                     return Err(SecretError::Env {
                         id: self.id.clone(),
@@ -223,7 +235,29 @@ impl SecretSpec {
                 }
             },
         };
+        if value.len() > MAX_VALUE {
+            return Err(SecretError::TooBig {
+                id: self.id.clone(),
+                from,
+            });
+        }
         Ok(Secret::new(self.id.clone(), self.as_env.clone(), value))
+    }
+
+    /// At most one byte more than [`MAX_VALUE`] of the file.
+    fn read_file(&self, path: &std::path::Path) -> Result<Vec<u8>, SecretError> {
+        use std::io::Read;
+        let err = |source| SecretError::File {
+            id: self.id.clone(),
+            path: path.to_path_buf(),
+            source,
+        };
+        let f = std::fs::File::open(path).map_err(err)?;
+        let mut value = Vec::new();
+        f.take(MAX_VALUE as u64 + 1)
+            .read_to_end(&mut value)
+            .map_err(err)?;
+        Ok(value)
     }
 }
 
@@ -454,6 +488,14 @@ mod tests {
             unset.to_string().contains("MELANGE2_TEST_SURELY_UNSET"),
             "{unset}"
         );
+        let dir_as_src = spec(&format!("id=d,src={}", dir.display()))
+            .unwrap()
+            .load()
+            .unwrap_err();
+        assert!(
+            dir_as_src.to_string().contains(&dir.display().to_string()),
+            "{dir_as_src}"
+        );
         let twice = [spec("id=a,src=f").unwrap(), spec("id=a,src=g").unwrap()];
         assert!(load(&twice).unwrap_err().to_string().contains("\"a\""));
         let env_twice = [
@@ -461,6 +503,32 @@ mod tests {
             spec("id=b,src=g,as-env=T").unwrap(),
         ];
         assert!(load(&env_twice).unwrap_err().to_string().contains("as-env"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn values_larger_than_buildkit_takes_are_refused_without_reading_them_whole() {
+        // an endless source stops at the limit
+        let zero = spec("id=z,src=/dev/zero").unwrap().load().unwrap_err();
+        let msg = zero.to_string();
+        assert!(msg.contains("\"z\"") && msg.contains("/dev/zero"), "{msg}");
+        assert!(msg.contains("500 KiB"), "{msg}");
+        let dir = std::env::temp_dir().join(format!("melange2-secrets-max-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let at_limit = dir.join("at-limit");
+        std::fs::write(&at_limit, vec![b'x'; MAX_VALUE]).unwrap();
+        let s = spec(&format!("id=a,src={}", at_limit.display()))
+            .unwrap()
+            .load()
+            .unwrap();
+        assert_eq!(s.value().len(), MAX_VALUE);
+        let over = dir.join("over");
+        std::fs::write(&over, vec![b'x'; MAX_VALUE + 1]).unwrap();
+        let e = spec(&format!("id=o,src={}", over.display()))
+            .unwrap()
+            .load()
+            .unwrap_err();
+        assert!(matches!(e, SecretError::TooBig { .. }), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
