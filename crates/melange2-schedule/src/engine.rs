@@ -84,6 +84,9 @@ pub(crate) struct Engine<'g> {
     /// A node could not be checked (e.g. its environment does not resolve): the daemons are
     /// checked too, so an architecture none runs is reported as such.
     check_failed: bool,
+    /// Nodes whose last build ended because its daemon went away: `daemon ADDR went away
+    /// (WHY)`, for the error when no daemon is left to retry on.
+    went_away: BTreeMap<NodeId, String>,
 }
 
 /// Longest chain of dependents below each node (within the selection): the priority.
@@ -161,6 +164,7 @@ impl<'g> Engine<'g> {
             stopped: None,
             extra,
             check_failed: false,
+            went_away: BTreeMap::new(),
         }
     }
 
@@ -404,6 +408,8 @@ impl<'g> Engine<'g> {
         if let (Err(e), Some(why)) = (&r, &gone) {
             self.pool.mark_down(slot, why);
             let attempts = self.reports.get(&id).map_or(0, |r| r.retries.len());
+            self.went_away
+                .insert(id, format!("daemon {daemon} went away ({why})"));
             if attempts < MAX_RETRIES && self.stopped.is_none() {
                 let note = format!("{daemon} went away ({why}): {e}");
                 if let Some(rep) = self.reports.get_mut(&id) {
@@ -435,13 +441,16 @@ impl<'g> Engine<'g> {
                 report.index = out.index;
             }
             Err(e) => {
-                let mut text = e.to_string();
-                if let Some(why) = gone {
-                    text = format!(
-                        "daemon {daemon} went away ({why}); the out-dir is unchanged for this \
-                         package: {text}"
-                    );
-                }
+                let text = match gone {
+                    // the transport's own error says less than this; it is in the retries
+                    Some(why) => format!(
+                        "daemon {daemon} went away ({why}) mid-build, after {} earlier \
+                         attempt(s) on daemons that went away too; the out-dir is unchanged for \
+                         this package",
+                        report.retries.len()
+                    ),
+                    None => e.to_string(),
+                };
                 report.result = NodeResult::Failed(text);
             }
         }
@@ -469,10 +478,14 @@ impl<'g> Engine<'g> {
                 .reports
                 .remove(&id)
                 .unwrap_or_else(|| NodeReport::new(&n.name, &n.arch, NodeResult::Built));
-            r.result = NodeResult::Failed(format!(
-                "no daemon that runs {} is available any more",
-                n.arch
-            ));
+            r.result = NodeResult::Failed(match self.went_away.get(&id) {
+                Some(gone) => format!(
+                    "{gone} mid-build and no other daemon runs {}; the out-dir is unchanged \
+                     for this package",
+                    n.arch
+                ),
+                None => format!("no daemon that runs {} is available any more", n.arch),
+            });
             self.done(id, r, set);
         }
     }

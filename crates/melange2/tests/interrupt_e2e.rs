@@ -233,6 +233,53 @@ fn a_signal_cancels_the_build_and_leaves_the_out_dir_as_it_was() {
     }
 }
 
+/// A build killed outright (SIGKILL: no clean-up) leaves its staging directory; the next build
+/// into the same out-dir sweeps it when it stages its own output, and the index keeps both
+/// packages.
+#[test]
+fn a_killed_build_leaves_staging_that_the_next_build_sweeps() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = signed_repo(dir.path(), &[]);
+    let addr = daemon();
+    let out = dir.path().join("out");
+    let nonce = format!("killed-{}", std::process::id());
+    let mut run = Run::spawn(build_cmd(
+        &r,
+        dir.path(),
+        &slow_recipe(dir.path(), &nonce),
+        &addr,
+    ));
+    run.until("the sleeping step started", |l| step_started(l, "sleeping"));
+    let stale = leftovers(&out, &[".melange2-staging-"]);
+    assert_eq!(stale.len(), 1, "{stale:?}");
+    send(&run.child, "-KILL");
+    let (status, _) = run.finish();
+    assert_eq!(status.code(), None, "killed by a signal");
+    assert!(stale[0].is_dir(), "SIGKILL cannot clean up: {stale:?}");
+
+    let o = build_cmd(&r, dir.path(), &quick_recipe(dir.path()), &addr)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        leftovers(&out, &[".melange2-staging-", ".melange2-tmp-"]),
+        Vec::<PathBuf>::new(),
+        "the stale staging directory was not swept"
+    );
+    let files: Vec<String> = std::fs::read_dir(out.join("x86_64"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        files,
+        ["APKINDEX.tar.gz", "quick-1.0.0-r0.apk"],
+        "{files:?}"
+    );
+}
+
 #[test]
 fn a_daemon_killed_mid_build_is_named_and_the_out_dir_is_unchanged() {
     let dir = tempfile::tempdir().unwrap();
@@ -261,10 +308,10 @@ fn a_daemon_killed_mid_build_is_named_and_the_out_dir_is_unchanged() {
         .unwrap_or_else(|| panic!("no error line for the package:\n{err}"));
     assert!(
         last.contains(&format!("daemon {} went away", victim.addr)),
-        "{last}"
+        "{last}\n{err}"
     );
-    assert!(last.contains("the out-dir is unchanged"), "{last}");
-    assert!(!last.contains("transport error"), "{last}");
+    assert!(last.contains("the out-dir is unchanged"), "{last}\n{err}");
+    assert!(!last.contains("transport error"), "{last}\n{err}");
     assert_eq!(snapshot(&out), before, "the out-dir changed");
 }
 
