@@ -1,0 +1,540 @@
+//! `melange2 rebuild`, `melange2 scan` and `melange2 completion` end to end: the real binary,
+//! the real buildkitd of `make test`, a signed repository written by the test and served
+//! over HTTP on 127.0.0.1 (so a test can replace a package between the build and the
+//! rebuild).
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+mod common;
+
+use common::{daemon, melange2};
+use melange2_apk::{PackageReader, PackageTree, PkgInfo, RepoBuilder, SigningKey, generate_key};
+
+/// A package that takes a file from an environment package (`greeting`) and one from its
+/// source directory, with a subpackage.
+const RECIPE: &str = r#"package:
+  name: greet
+  version: 1.0.0
+  epoch: 0
+  description: Greets with the text of the greeting package
+  copyright:
+    - license: Apache-2.0
+environment:
+  contents:
+    packages:
+      - busybox
+      - greeting
+pipeline:
+  - name: Install
+    runs: |
+      mkdir -p ${{targets.destdir}}/usr/bin ${{targets.destdir}}/usr/share/greet
+      cp /usr/share/greeting/text ${{targets.destdir}}/usr/share/greet/text
+      cp notes.txt ${{targets.destdir}}/usr/share/greet/notes
+      printf '#!/bin/sh\ncat /usr/share/greet/text\n' > ${{targets.destdir}}/usr/bin/greet
+      chmod 755 ${{targets.destdir}}/usr/bin/greet
+subpackages:
+  - name: greet-doc
+    description: Notes about greet
+    pipeline:
+      - runs: |
+          mkdir -p ${{targets.subpkgdir}}/usr/share/doc
+          mv ${{targets.destdir}}/usr/share/greet/notes ${{targets.subpkgdir}}/usr/share/doc/greet-notes
+"#;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    repo_key: SigningKey,
+    pubkey: PathBuf,
+    signing_key: PathBuf,
+    url: String,
+    recipe: PathBuf,
+    src: PathBuf,
+    out: PathBuf,
+}
+
+impl Fixture {
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn apk(&self, name: &str) -> PathBuf {
+        self.out.join(format!("x86_64/{name}-1.0.0-r0.apk"))
+    }
+
+    /// (Re)write the repository: busybox and, when given, `greeting` at `version` holding
+    /// `text` in /usr/share/greeting/text.
+    fn write_repo(&self, greeting: Option<(&str, &str)>) {
+        let root = self.path("repo");
+        let _ = std::fs::remove_dir_all(&root);
+        let mut repo = RepoBuilder::new(&root).signer(self.repo_key.clone());
+        common::add_busybox(&mut repo);
+        if let Some((version, text)) = greeting {
+            let mut t = PackageTree::new();
+            t.add_dir("usr", 0o755).unwrap();
+            t.add_dir("usr/share", 0o755).unwrap();
+            t.add_dir("usr/share/greeting", 0o755).unwrap();
+            t.add_file("usr/share/greeting/text", 0o644, text.as_bytes().to_vec())
+                .unwrap();
+            repo.add(&PkgInfo::new("greeting", version, "x86_64"), &t)
+                .unwrap();
+        }
+        repo.finish().unwrap();
+    }
+
+    /// Arguments every build and rebuild shares: repository, key, signing key, daemon, and
+    /// a download cache of this run's own (the repository changes between runs).
+    fn common_args(&self, cmd: &mut std::process::Command, cache: &str) {
+        cmd.args(["--progress", "plain", "--buildkit-addr", &daemon()])
+            .args(["-r", &self.url])
+            .arg("-k")
+            .arg(&self.pubkey)
+            .arg("--signing-key")
+            .arg(&self.signing_key)
+            .arg("--apk-cache-dir")
+            .arg(self.path(cache))
+            .current_dir(self.dir.path());
+    }
+
+    fn build(&self) -> Output {
+        let mut cmd = melange2();
+        cmd.arg("build")
+            .arg(&self.recipe)
+            .args(["--arch", "x86_64", "--build-date", "1700000000"])
+            .arg("--source-dir")
+            .arg(&self.src)
+            .arg("--out-dir")
+            .arg(&self.out);
+        self.common_args(&mut cmd, "cache-build");
+        cmd.output().unwrap()
+    }
+
+    /// `melange2 rebuild` of `packages` into `out`, with `extra` flags.
+    fn rebuild(&self, packages: &[PathBuf], out: &str, extra: &[&str]) -> Output {
+        let mut cmd = melange2();
+        cmd.arg("rebuild")
+            .args(packages)
+            .arg("--out-dir")
+            .arg(self.path(out))
+            .args(extra);
+        self.common_args(&mut cmd, &format!("cache-{out}"));
+        cmd.output().unwrap()
+    }
+}
+
+/// Serve a directory over HTTP on 127.0.0.1 (GET and HEAD, 404 for missing files), read
+/// at each request so the test can change it.
+fn serve_dir(root: PathBuf) -> String {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut s) = c else { break };
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..n]).to_string();
+            let mut parts = req.split_whitespace();
+            let method = parts.next().unwrap_or("").to_string();
+            let path = parts
+                .next()
+                .unwrap_or("/")
+                .trim_start_matches('/')
+                .to_string();
+            match std::fs::read(root.join(&path)) {
+                Ok(body) if !path.contains("..") => {
+                    let _ = write!(
+                        s,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    if method != "HEAD" {
+                        let _ = s.write_all(&body);
+                    }
+                }
+                _ => {
+                    let _ = write!(
+                        s,
+                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                }
+            }
+        }
+    });
+    url
+}
+
+/// A repository with greeting 1.0-r0 ("hello"), the recipe, its source directory, and the
+/// packages built from them.
+fn built() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let repo_key = generate_key(2048, "repo.rsa").unwrap();
+    let pubkey = dir.path().join("repo.rsa.pub");
+    std::fs::write(&pubkey, repo_key.public_key_pem().unwrap()).unwrap();
+    let signing_key = dir.path().join("melange.rsa");
+    let o = melange2()
+        .args(["keygen", "--key-size", "2048"])
+        .arg(&signing_key)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let recipe = dir.path().join("greet.yaml");
+    std::fs::write(&recipe, RECIPE).unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("notes.txt"), "some notes\n").unwrap();
+    let url = serve_dir(dir.path().join("repo"));
+    let f = Fixture {
+        out: dir.path().join("packages"),
+        dir,
+        repo_key,
+        pubkey,
+        signing_key,
+        url,
+        recipe,
+        src,
+    };
+    f.write_repo(Some(("1.0-r0", "hello\n")));
+    ok(&f.build(), "build");
+    f
+}
+
+fn ok<'a>(o: &'a Output, what: &str) -> &'a Output {
+    assert!(
+        o.status.success(),
+        "{what} failed:\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+fn failed<'a>(o: &'a Output, what: &str) -> (String, String) {
+    assert!(
+        !o.status.success(),
+        "{what} succeeded:\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn a_package_rebuilt_from_itself_is_identical() {
+    let f = built();
+    let (greet, doc) = (f.apk("greet"), f.apk("greet-doc"));
+    let src = f.src.to_str().unwrap().to_string();
+    let o = f.rebuild(
+        &[greet.clone(), doc.clone()],
+        "rebuilt",
+        &["--source-dir", &src],
+    );
+    let out = stdout(ok(&o, "rebuild"));
+    for (orig, name) in [(&greet, "greet"), (&doc, "greet-doc")] {
+        let line = format!("{}: identical (byte for byte)", orig.display());
+        assert!(out.contains(&line), "no {line:?} in\n{out}");
+        let again = f.path(&format!("rebuilt/x86_64/{name}-1.0.0-r0.apk"));
+        assert_eq!(
+            std::fs::read(orig).unwrap(),
+            std::fs::read(&again).unwrap(),
+            "{name} differs in bytes"
+        );
+    }
+
+    // A subpackage alone: its build is read from the origin package beside it.
+    let o = f.rebuild(
+        std::slice::from_ref(&doc),
+        "rebuilt-doc",
+        &["--source-dir", &src],
+    );
+    let out = stdout(ok(&o, "rebuild of the subpackage"));
+    assert!(
+        out.contains(&format!("{}: identical (byte for byte)", doc.display())),
+        "{out}"
+    );
+    assert!(!out.contains(&greet.display().to_string()), "{out}");
+
+    // Never over the originals.
+    let o = melange2()
+        .arg("rebuild")
+        .arg(&greet)
+        .arg("--out-dir")
+        .arg(&f.out)
+        .args(["--buildkit-addr", &daemon()])
+        .output()
+        .unwrap();
+    let (_, err) = failed(&o, "rebuild into the originals' directory");
+    assert!(err.contains("would overwrite it"), "{err}");
+}
+
+#[test]
+fn a_changed_environment_is_named_and_its_differences_reported() {
+    let f = built();
+    let greet = f.apk("greet");
+    let src = f.src.to_str().unwrap().to_string();
+
+    // Same version, other content: pinning by checksum refuses it before anything runs.
+    f.write_repo(Some(("1.0-r0", "bonjour tout le monde\n")));
+    let o = f.rebuild(
+        std::slice::from_ref(&greet),
+        "pinned",
+        &["--source-dir", &src],
+    );
+    let (_, err) = failed(&o, "rebuild over a changed package");
+    assert!(err.contains("cannot rebuild greet"), "{err}");
+    assert!(
+        err.contains("environment package greeting 1.0-r0")
+            && err.contains("the repositories have this version with other content"),
+        "{err}"
+    );
+    assert!(!f.path("pinned/x86_64").exists(), "something was built");
+
+    // Resolving anew: the rebuild runs and every difference is reported.
+    let o = f.rebuild(
+        std::slice::from_ref(&greet),
+        "updated",
+        &["--source-dir", &src, "--update-environment"],
+    );
+    let (out, err) = failed(&o, "rebuild with a changed environment");
+    assert!(
+        err.contains("1 of 1 packages differ from their rebuild"),
+        "{err}"
+    );
+    assert!(
+        out.contains(&format!("{}: DIFFERS from its rebuild", greet.display())),
+        "{out}"
+    );
+    assert!(
+        out.contains("greet (x86_64): environment: greeting 1.0-r0 (Q1"),
+        "{out}"
+    );
+    let changed = out
+        .lines()
+        .find(|l| l.contains("changed usr/share/greet/text:"))
+        .unwrap_or_else(|| panic!("no changed file in\n{out}"));
+    assert!(
+        changed.contains("size 6 → 22") && changed.contains("sha256 "),
+        "{changed}"
+    );
+    assert!(out.contains(".PKGINFO datahash:"), "{out}");
+    assert!(out.contains(".PKGINFO size:"), "{out}");
+    assert!(
+        out.contains("control .melange.yaml: differs in environment-lock"),
+        "{out}"
+    );
+    // Files that did not change are not listed.
+    assert!(!out.contains("usr/bin/greet:"), "{out}");
+
+    // A version that is gone: named with what the repositories have instead.
+    f.write_repo(Some(("2.0-r0", "hello\n")));
+    let o = f.rebuild(
+        std::slice::from_ref(&greet),
+        "gone",
+        &["--source-dir", &src],
+    );
+    let (_, err) = failed(&o, "rebuild over a gone package");
+    assert!(
+        err.contains("greeting 1.0-r0")
+            && err.contains("gone from the repositories, which have 2.0-r0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_inputs_are_named_together() {
+    let f = built();
+    let greet = f.apk("greet");
+
+    // No source directory and no greeting at all: both named in one error.
+    f.write_repo(None);
+    let o = f.rebuild(std::slice::from_ref(&greet), "r1", &[]);
+    let (_, err) = failed(&o, "rebuild without its inputs");
+    assert!(
+        err.contains("the source directory (content sha256:")
+            && err.contains("pass it with --source-dir"),
+        "{err}"
+    );
+    assert!(
+        err.contains("greeting 1.0-r0") && err.contains("no package of that name"),
+        "{err}"
+    );
+
+    // A source directory with other content.
+    f.write_repo(Some(("1.0-r0", "hello\n")));
+    let other = f.path("other-src");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "other notes\n").unwrap();
+    let o = f.rebuild(
+        std::slice::from_ref(&greet),
+        "r2",
+        &["--source-dir", other.to_str().unwrap()],
+    );
+    let (_, err) = failed(&o, "rebuild with another source directory");
+    assert!(
+        err.contains(&format!(
+            "source directory {} has content sha256:",
+            other.display()
+        )) && err.contains("the package was built from sha256:"),
+        "{err}"
+    );
+
+    // A package melange2 did not build (no .melange.yaml).
+    let foreign = f.path("repo/x86_64/greeting-1.0-r0.apk");
+    let o = f.rebuild(&[foreign.clone()], "r3", &[]);
+    let (_, err) = failed(&o, "rebuild of a foreign package");
+    assert!(
+        err.contains(&foreign.display().to_string()) && err.contains("no .melange.yaml"),
+        "{err}"
+    );
+}
+
+/// The package's data and control files written again with another `.PKGINFO`.
+fn repack(apk: &Path, dest: &Path, change: impl FnOnce(&mut PkgInfo)) {
+    let reader = PackageReader::open(apk).unwrap();
+    let mut info = reader.pkginfo().clone();
+    let control = melange2_apk::ControlFiles {
+        melange_yaml: reader.control_files().get(".melange.yaml").cloned(),
+        ..Default::default()
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    reader.extract_to(tmp.path()).unwrap();
+    change(&mut info);
+    let tree = PackageTree::from_dir(tmp.path()).unwrap();
+    melange2_apk::write_package(
+        &tree,
+        &info,
+        &control,
+        None,
+        &melange2_apk::WriteOptions::default(),
+        dest,
+    )
+    .unwrap();
+}
+
+#[test]
+fn scan_prints_the_pkginfo_and_its_difference() {
+    let f = built();
+    let greet = f.apk("greet");
+    let doc = f.apk("greet-doc");
+    let own = |p: &Path| PackageReader::open(p).unwrap().pkginfo().render();
+
+    // One package: the .PKGINFO the SCA gives, equal to the package's own.
+    let o = melange2().arg("scan").arg(&greet).output().unwrap();
+    assert_eq!(stdout(ok(&o, "scan")), own(&greet));
+
+    // Two packages: each under a header; --diff says unchanged.
+    let o = melange2()
+        .arg("scan")
+        .args([&greet, &doc])
+        .output()
+        .unwrap();
+    let out = stdout(ok(&o, "scan of two"));
+    assert_eq!(
+        out,
+        format!(
+            "# {}\n{}# {}\n{}",
+            greet.display(),
+            own(&greet),
+            doc.display(),
+            own(&doc)
+        )
+    );
+    let o = melange2()
+        .args(["scan", "--diff"])
+        .args([&greet, &doc])
+        .output()
+        .unwrap();
+    let out = stdout(ok(&o, "scan --diff"));
+    assert_eq!(
+        out,
+        format!(
+            "{}: .PKGINFO unchanged\n{}: .PKGINFO unchanged\n",
+            greet.display(),
+            doc.display()
+        )
+    );
+
+    // A package whose .PKGINFO lost what the SCA found and got a depend it does not need.
+    let forged_dir = f.path("forged/x86_64");
+    std::fs::create_dir_all(&forged_dir).unwrap();
+    let forged = forged_dir.join("greet-1.0.0-r0.apk");
+    let before = PackageReader::open(&greet).unwrap().pkginfo().clone();
+    assert!(!before.provides.is_empty(), "{}", own(&greet));
+    repack(&greet, &forged, |i| {
+        i.provides.clear();
+        i.depends.push("nothing-needs-this".into());
+    });
+    let o = melange2()
+        .args(["scan", "--diff"])
+        .arg(&forged)
+        .output()
+        .unwrap();
+    let (out, err) = failed(&o, "scan --diff of a forged package");
+    assert!(
+        err.contains("1 of 1 packages would get another .PKGINFO"),
+        "{err}"
+    );
+    assert!(out.contains("-depend = nothing-needs-this\n"), "{out}");
+    for p in &before.provides {
+        assert!(out.contains(&format!("+provides = {p}\n")), "{out}");
+    }
+    // The scanned .PKGINFO is the original's again.
+    let o = melange2().arg("scan").arg(&forged).output().unwrap();
+    let scanned = stdout(ok(&o, "scan of a forged package"));
+    let mut expect = before.clone();
+    expect.size = PackageReader::open(&forged).unwrap().pkginfo().size;
+    expect.datahash = PackageReader::open(&forged)
+        .unwrap()
+        .pkginfo()
+        .datahash
+        .clone();
+    assert_eq!(scanned, expect.render());
+
+    // A subpackage without its origin: named.
+    let lone = f.path("lone");
+    std::fs::create_dir(&lone).unwrap();
+    let lone_doc = lone.join("greet-doc-1.0.0-r0.apk");
+    std::fs::copy(&doc, &lone_doc).unwrap();
+    let o = melange2().arg("scan").arg(&lone_doc).output().unwrap();
+    let (_, err) = failed(&o, "scan of a lone subpackage");
+    assert!(
+        err.contains("a subpackage of greet") && err.contains("greet-1.0.0-r0.apk"),
+        "{err}"
+    );
+}
+
+#[test]
+fn completion_scripts_for_each_shell() {
+    let cases = [
+        ("bash", "_melange2()", "complete -F _melange2"),
+        ("zsh", "#compdef melange2", "_melange2"),
+        ("fish", "complete -c melange2", "__fish_melange2"),
+    ];
+    for (shell, first, other) in cases {
+        let o = melange2().args(["completion", shell]).output().unwrap();
+        let out = stdout(ok(&o, shell));
+        assert!(out.contains(first), "{shell}: no {first:?}");
+        assert!(out.contains(other), "{shell}: no {other:?}");
+        // Every command and a flag of the new ones are offered.
+        for word in [
+            "rebuild",
+            "scan",
+            "completion",
+            "build",
+            "update-environment",
+            "diff",
+        ] {
+            assert!(out.contains(word), "{shell}: {word} is not offered");
+        }
+    }
+    let o = melange2().args(["completion", "tcsh"]).output().unwrap();
+    let (_, err) = failed(&o, "completion tcsh");
+    assert!(err.contains("tcsh") && err.contains("bash"), "{err}");
+}
