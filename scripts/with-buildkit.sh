@@ -3,8 +3,8 @@
 # - BUILDKIT_HOST already set: use that daemon as is.
 # - otherwise: use the local daemon of scripts/buildkit.sh, starting it if needed; a daemon
 #   started here is stopped again when the command ends.
-# Exports MELANGE2_OWN_DAEMON=1 when the daemon is the one scripts/buildkit.sh manages (tests
-# that need its TLS listener check this), and MELANGE2_BUILDKIT_SCRIPT/MELANGE2_REGISTRY_SCRIPT
+# Exports MELANGE2_OWN_DAEMON=1 when the daemon is the one scripts/buildkit.sh manages, and
+# MELANGE2_BUILDKIT_SCRIPT/MELANGE2_REGISTRY_SCRIPT
 # (the paths of scripts/buildkit.sh and scripts/registry.sh, for tests that start extra daemons
 # or a registry of their own).
 set -euo pipefail
