@@ -197,7 +197,14 @@ fn secrets_reach_the_steps_and_no_produced_byte() {
         &c,
         &token,
         &key,
-        &["--debug", "--progress", "plain", "--generate-provenance"],
+        &[
+            "--debug",
+            "--progress",
+            "plain",
+            "--generate-provenance",
+            "--log-level",
+            "trace",
+        ],
     );
     ok(&first);
 
@@ -317,6 +324,7 @@ fn bad_secret_flags_name_the_problem_and_build_nothing() {
             "id=x,env=SURELY_UNSET_VARIABLE_42",
             "SURELY_UNSET_VARIABLE_42",
         ),
+        ("id=x,src=/dev/zero", "larger than 500 KiB"),
     ] {
         let o = melange2()
             .arg("build")
@@ -333,4 +341,77 @@ fn bad_secret_flags_name_the_problem_and_build_nothing() {
         assert!(err.contains(want), "{flag}: {err}");
         assert!(!c.out.exists(), "{flag}: wrote the out-dir");
     }
+}
+
+/// The summary line of a run: "N built, M up to date, …".
+fn summary(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .rfind(|l| l.contains(" built, "))
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn env_file_flag(out: &Path) -> String {
+    let record = std::fs::read(out.join("x86_64/.melange2-records/sekrit.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&record).unwrap();
+    v["inputs"]["flags"]["env-file"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn another_secret_value_is_up_to_date_but_another_env_file_value_rebuilds() {
+    let c = case(RECIPE);
+    let key = key_pem("k");
+    let (token1, token2) = (nonce("tok1"), nonce("tok2"));
+    ok(&build(&c, &token1, &key, &[]));
+    let before = common::snapshot(&c.out);
+    let flag1 = env_file_flag(&c.out);
+
+    // Only the secret changed: the record names secrets, not values, so nothing is solved
+    // and the out-dir is untouched.
+    let same = build(&c, &token2, &key, &[]);
+    ok(&same);
+    assert!(
+        summary(&same).starts_with("0 built, 1 up to date"),
+        "{}",
+        String::from_utf8_lossy(&same.stderr)
+    );
+    assert!(before == common::snapshot(&c.out), "the out-dir changed");
+
+    // The env-file value changed: the record's digest differs, so the recipe is out of date;
+    // the value is in the step's environment, so the step runs again (not from the cache)
+    // and sees the new value.
+    let old_value = c.env_file_value.clone();
+    let new_value = nonce("ghp-envfile-2");
+    std::fs::write(
+        c.dir.path().join("build.env"),
+        format!("GIT_TOKEN={new_value}\nMODE=fast\n"),
+    )
+    .unwrap();
+    let changed = build(&c, &token2, &key, &["--progress", "rawjson"]);
+    ok(&changed);
+    let v = vertices(&changed);
+    assert_eq!(
+        v.get("use the secrets"),
+        Some(&false),
+        "the step was cached: {v:?}"
+    );
+    let flag2 = env_file_flag(&c.out);
+    assert!(flag2.starts_with("GIT_TOKEN,MODE sha256:"), "{flag2}");
+    assert_ne!(flag1, flag2, "the record's env-file digest did not change");
+    let tree = common::extract(&c.out.join("x86_64/sekrit-1.0-r0.apk"), c.dir.path());
+    let seen = std::fs::read_to_string(tree.join("usr/share/sekrit/env-file.sha256")).unwrap();
+    assert_eq!(seen.trim(), sha256(new_value.as_bytes()));
+    let mut values = vec![
+        token1.as_str(),
+        token2.as_str(),
+        key.as_str(),
+        old_value.as_str(),
+        new_value.as_str(),
+    ];
+    values.extend(key_lines(&key));
+    assert_nowhere(&c.out, &[&same, &changed], &values);
 }
