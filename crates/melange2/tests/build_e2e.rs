@@ -168,6 +168,9 @@ fn hello_builds_signed_packages_and_index_and_rebuilds_from_cache() {
     assert_eq!(snapshot(&out), before);
 
     // Forced: every step cached, byte-identical packages.
+    use std::os::unix::fs::MetadataExt as _;
+    let inode = |p: &Path| std::fs::metadata(p).unwrap().ino();
+    let inodes = [inode(&hello), inode(&doc)];
     let second = build(&f, &recipe, &out, &["--force"]);
     ok(&second);
     let v = vertices(&second);
@@ -181,7 +184,13 @@ fn hello_builds_signed_packages_and_index_and_rebuilds_from_cache() {
     for (n, cached) in steps {
         assert!(cached, "step {n} was not cached");
     }
-    // Every package (the subpackage too) and the index are byte-identical.
+    // Every package (the subpackage too) and the index were written again…
+    assert_ne!(
+        inodes,
+        [inode(&hello), inode(&doc)],
+        "--force wrote nothing"
+    );
+    // …byte-identical.
     let diff = common::differing(&first_bytes, &apks(&out));
     assert!(diff.is_empty(), "a cached rebuild changed {diff:?}");
 }
@@ -223,8 +232,16 @@ fn changing_a_step_reruns_it_and_the_steps_after_it_only() {
         serde_json::json!(["recipe step 002 (middle) changed"]),
         "{finished}"
     );
-    let files = data_files(&out.join("x86_64/steps-1.0.0-r0.apk"), &keyring_of(&f));
+    let apk = out.join("x86_64/steps-1.0.0-r0.apk");
+    let files = data_files(&apk, &keyring_of(&f));
     assert!(files.contains_key("usr/share/middle"), "{files:?}");
+    // The package holds what the re-run steps wrote.
+    let tree = extract(&apk, f.dir.path());
+    let read = |n: &str| std::fs::read_to_string(tree.join("usr/share").join(n)).unwrap();
+    assert_eq!(
+        (read("one"), read("middle"), read("last")),
+        ("one\n".into(), "c\n".into(), "b\n".into())
+    );
 }
 
 #[test]
