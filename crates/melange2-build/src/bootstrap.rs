@@ -100,6 +100,7 @@ pub fn lock(
                 {
                     format!("{p} ({who})")
                 }
+                melange2_resolve::Error::Unsatisfiable(u) => format!("{p} ({who}: {u})"),
                 other => format!("{p} ({who}: {other})"),
             })
         })
@@ -132,12 +133,12 @@ pub async fn environment(
     ctx: &BuildContext,
     plan: &Plan,
     rootfs: &Rootfs,
-    base: State,
     repos: &melange2_resolve::Repositories,
     packages: &[String],
     local_dirs: &mut BTreeMap<String, PathBuf>,
     sca_env: &mut melange2_package::BuildEnvironment,
 ) -> Result<State, BuildError> {
+    let base = rootfs_layer(&rootfs.path, &rootfs.digest, local_dirs)?;
     let resolution = match packages.is_empty() {
         true => None,
         false => Some(

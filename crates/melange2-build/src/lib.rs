@@ -11,6 +11,10 @@
 //!   ExecOp per step, toolchain cache mounts, the package trees exported from
 //!   `/home/build/melange-out`); the graph is deterministic, so an unchanged recipe is fully
 //!   cached by BuildKit.
+//! * [`bootstrap`]: with `--bootstrap-rootfs` the environment is that root filesystem (read
+//!   once per run, recorded by content digest, sent once) with the recipe's packages it lacks
+//!   resolved from the repositories and layered over it; packages nothing serves are all
+//!   listed before anything is built (`docs/build.md`, "Bootstrapping a distribution").
 //! * [`secrets::BuildSecrets`]: `--secret` values are mounted into every step at
 //!   `/run/secrets/<id>` (and optionally an environment variable) through the session, never
 //!   in the graph; `--env-file` values are shown as `***` in `.melange.yaml` and the records

@@ -239,15 +239,13 @@ async fn prepare(
     };
     let env_state = match &n.env {
         EnvSource::Bootstrap {
-            path,
-            digest,
             rootfs,
             repos,
             packages,
+            ..
         } => {
-            let base = crate::bootstrap::rootfs_layer(path, digest, &mut local_dirs)?;
             let (l, s) = (&mut local_dirs, &mut sca_env);
-            crate::bootstrap::environment(ctx, plan, rootfs, base, repos, packages, l, s).await?
+            crate::bootstrap::environment(ctx, plan, rootfs, repos, packages, l, s).await?
         }
         EnvSource::Resolved { repos, packages } => {
             let resolution = repos

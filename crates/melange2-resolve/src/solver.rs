@@ -179,7 +179,7 @@ impl Universe {
             .iter()
             .map(|e| Candidate {
                 entry: e.clone(),
-                repository: usize::MAX,
+                repository: INSTALLED,
                 tag: None,
             })
             .collect();
@@ -264,6 +264,9 @@ struct State<'u> {
     /// Parsed dependencies (or why they do not parse).
     parsed: HashMap<usize, std::result::Result<Vec<Dependency>, String>>,
 }
+
+/// The repository index of a package already installed ([`Universe::solve_over`]).
+const INSTALLED: usize = usize::MAX;
 
 fn unsat(chain: &[String], dep: &Dependency, problem: impl Into<String>) -> Error {
     Error::Unsatisfiable(Box::new(Unsatisfiable {
@@ -470,7 +473,9 @@ impl<'u> State<'u> {
                 _ => format!("provides {} without a version", d.name),
             }
         };
-        if selected {
+        if selected && self.u.packages[p].repository == INSTALLED {
+            format!("{} is installed ({what})", self.u.label(p))
+        } else if selected {
             format!("{} is already selected ({what})", self.u.label(p))
         } else {
             format!("{} ({what})", self.u.label(p))

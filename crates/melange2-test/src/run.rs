@@ -268,7 +268,12 @@ async fn environment(
     let base = match ctx.rootfs {
         Some(r) => {
             let who = format!("the test of {}", case.label());
-            bootstrap::lock(repos, &who_asked(case), &who).map_err(|e| failed(e.to_string()))?;
+            bootstrap::lock(repos, &who_asked(case), &who).map_err(|e| match e {
+                melange2_build::BuildError::Resolve(m) => {
+                    failed(format!("resolving the test environment: {m}"))
+                }
+                other => failed(other.to_string()),
+            })?;
             let state = bootstrap::rootfs_layer(&r.path, &r.digest, local_dirs)
                 .map_err(|e| failed(e.to_string()))?;
             Some(melange2_environment::Base {

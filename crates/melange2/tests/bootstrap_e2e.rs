@@ -560,7 +560,9 @@ fn melange2_test_runs_over_the_bootstrap_rootfs() {
     assert!(!o.status.success());
     let err = stderr(&o);
     assert!(
-        err.contains("the bootstrap rootfs does not have") && err.contains("tool ("),
+        err.contains("resolving the test environment: the test of checked")
+            && err.contains("the bootstrap rootfs does not have")
+            && err.contains("tool (the test environment)"),
         "{err}"
     );
 }
