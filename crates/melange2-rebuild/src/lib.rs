@@ -77,7 +77,7 @@ pub enum RebuildError {
         message: String,
     },
     /// Inputs of the original build are no longer available.
-    #[error("cannot rebuild {origin}: {}", .missing.join("; "))]
+    #[error("cannot rebuild {origin}, inputs of its build are missing or changed:\n  - {}", .missing.join("\n  - "))]
     Missing {
         /// The origin package.
         origin: String,

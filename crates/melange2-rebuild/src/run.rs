@@ -196,7 +196,12 @@ fn check_rootfs(opts: &RebuildOptions, rec: &Recorded, missing: &mut Vec<String>
         ));
         return;
     };
-    match melange2_fingerprint::digest_path(path) {
+    // As the build reads it: the canonical path (a symlink to the rootfs is the rootfs).
+    let digest_of = |p: &Path| {
+        let abs = std::fs::canonicalize(p).map_err(|e| e.to_string())?;
+        melange2_fingerprint::digest_path(&abs).map_err(|e| e.to_string())
+    };
+    match digest_of(path) {
         Ok(got) if &got == digest => {}
         Ok(got) => missing.push(format!(
             "bootstrap root filesystem {} has content {got}, the package was built on {digest}",

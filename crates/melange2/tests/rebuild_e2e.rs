@@ -209,7 +209,7 @@ fn ok<'a>(o: &'a Output, what: &str) -> &'a Output {
     o
 }
 
-fn failed<'a>(o: &'a Output, what: &str) -> (String, String) {
+fn failed(o: &Output, what: &str) -> (String, String) {
     assert!(
         !o.status.success(),
         "{what} succeeded:\nstdout:\n{}\nstderr:\n{}",
@@ -387,7 +387,7 @@ fn missing_inputs_are_named_together() {
 
     // A package melange2 did not build (no .melange.yaml).
     let foreign = f.path("repo/x86_64/greeting-1.0-r0.apk");
-    let o = f.rebuild(&[foreign.clone()], "r3", &[]);
+    let o = f.rebuild(std::slice::from_ref(&foreign), "r3", &[]);
     let (_, err) = failed(&o, "rebuild of a foreign package");
     assert!(
         err.contains(&foreign.display().to_string()) && err.contains("no .melange.yaml"),
@@ -537,4 +537,96 @@ fn completion_scripts_for_each_shell() {
     let o = melange2().args(["completion", "tcsh"]).output().unwrap();
     let (_, err) = failed(&o, "completion tcsh");
     assert!(err.contains("tcsh") && err.contains("bash"), "{err}");
+}
+
+/// A package built on a bootstrap root filesystem (a directory with busybox).
+const BOOT_RECIPE: &str = r#"package:
+  name: boot
+  version: 1.0.0
+  epoch: 0
+  description: Built on a bootstrap root filesystem
+  copyright:
+    - license: MIT
+pipeline:
+  - runs: |
+      mkdir -p ${{targets.destdir}}/usr/share/boot
+      echo booted > ${{targets.destdir}}/usr/share/boot/file
+"#;
+
+#[test]
+fn a_bootstrap_rootfs_is_checked_by_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let rootfs = dir.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    for a in ["sh", "mkdir", "echo", "cat"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
+    }
+    let recipe = dir.path().join("boot.yaml");
+    std::fs::write(&recipe, BOOT_RECIPE).unwrap();
+    let run = |args: &[&std::ffi::OsStr]| {
+        melange2()
+            .args(args)
+            .args(["--progress", "plain", "--buildkit-addr", &daemon()])
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = dir.path().join("packages");
+    let o = run(&[
+        "build".as_ref(),
+        recipe.as_os_str(),
+        "--arch".as_ref(),
+        "x86_64".as_ref(),
+        "--bootstrap-rootfs".as_ref(),
+        rootfs.as_os_str(),
+        "--out-dir".as_ref(),
+        out.as_os_str(),
+    ]);
+    ok(&o, "bootstrap build");
+    let apk = out.join("x86_64/boot-1.0.0-r0.apk");
+    let rebuild = |name: &str, rootfs: Option<&Path>| {
+        let target = dir.path().join(name);
+        let mut args = vec![
+            "rebuild".as_ref(),
+            apk.as_os_str(),
+            "--out-dir".as_ref(),
+            target.as_os_str(),
+        ];
+        if let Some(r) = rootfs {
+            args.push("--bootstrap-rootfs".as_ref());
+            args.push(r.as_os_str());
+        }
+        run(&args)
+    };
+
+    let o = rebuild("same", Some(&rootfs));
+    let text = stdout(ok(&o, "rebuild on the same rootfs"));
+    assert!(
+        text.contains(&format!("{}: identical (byte for byte)", apk.display())),
+        "{text}"
+    );
+
+    let o = rebuild("none", None);
+    let (_, err) = failed(&o, "rebuild without the rootfs");
+    assert!(
+        err.contains("the bootstrap root filesystem (content sha256:")
+            && err.contains("pass it with --bootstrap-rootfs"),
+        "{err}"
+    );
+
+    std::fs::write(rootfs.join("bin/extra"), "changed\n").unwrap();
+    let o = rebuild("changed", Some(&rootfs));
+    let (_, err) = failed(&o, "rebuild on a changed rootfs");
+    assert!(
+        err.contains(&format!(
+            "bootstrap root filesystem {} has content sha256:",
+            rootfs.display()
+        )) && err.contains("the package was built on sha256:"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("changed/x86_64").exists(),
+        "something was built"
+    );
 }
