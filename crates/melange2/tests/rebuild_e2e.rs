@@ -630,3 +630,91 @@ fn a_bootstrap_rootfs_is_checked_by_digest() {
         "something was built"
     );
 }
+
+/// A root filesystem directory with busybox and the applets the boot recipes use.
+fn busybox_rootfs(dir: &Path) -> PathBuf {
+    let rootfs = dir.join("rootfs-env");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    for a in ["sh", "mkdir", "echo", "cat"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
+    }
+    rootfs
+}
+
+#[test]
+fn env_file_values_hidden_in_the_package_are_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let rootfs = busybox_rootfs(dir.path());
+    let recipe = dir.path().join("env.yaml");
+    std::fs::write(
+        &recipe,
+        BOOT_RECIPE.replace("echo booted", "echo \"$GREETING\""),
+    )
+    .unwrap();
+    let env_file = dir.path().join("build.env");
+    std::fs::write(&env_file, "GREETING=a long hidden greeting\n").unwrap();
+    let run = |args: &[&std::ffi::OsStr]| {
+        melange2()
+            .args(args)
+            .args(["--progress", "plain", "--buildkit-addr", &daemon()])
+            .arg("--bootstrap-rootfs")
+            .arg(&rootfs)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = dir.path().join("packages");
+    let o = run(&[
+        "build".as_ref(),
+        recipe.as_os_str(),
+        "--arch".as_ref(),
+        "x86_64".as_ref(),
+        "--env-file".as_ref(),
+        env_file.as_os_str(),
+        "--out-dir".as_ref(),
+        out.as_os_str(),
+    ]);
+    ok(&o, "build with an env file");
+    let apk = out.join("x86_64/boot-1.0.0-r0.apk");
+    let data = common::extract(&apk, dir.path());
+    assert_eq!(
+        std::fs::read_to_string(data.join("usr/share/boot/file")).unwrap(),
+        "a long hidden greeting\n"
+    );
+    let yaml = PackageReader::open(&apk).unwrap().control_files()[".melange.yaml"].clone();
+    let yaml = String::from_utf8(yaml).unwrap();
+    assert!(
+        !yaml.contains("a long hidden greeting") && yaml.contains("\"GREETING\": \"***\""),
+        "{yaml}"
+    );
+
+    let without = dir.path().join("without");
+    let o = run(&[
+        "rebuild".as_ref(),
+        apk.as_os_str(),
+        "--out-dir".as_ref(),
+        without.as_os_str(),
+    ]);
+    let (_, err) = failed(&o, "rebuild without the env file");
+    assert!(
+        err.contains("variables GREETING were set from an --env-file")
+            && err.contains("pass the same --env-file"),
+        "{err}"
+    );
+
+    let with = dir.path().join("with");
+    let o = run(&[
+        "rebuild".as_ref(),
+        apk.as_os_str(),
+        "--env-file".as_ref(),
+        env_file.as_os_str(),
+        "--out-dir".as_ref(),
+        with.as_os_str(),
+    ]);
+    let text = stdout(ok(&o, "rebuild with the env file"));
+    assert!(
+        text.contains(&format!("{}: identical (byte for byte)", apk.display())),
+        "{text}"
+    );
+}
