@@ -91,6 +91,9 @@ impl LocalDaemon {
             .arg(self.state_dir.join("root"))
             .arg("--addr")
             .arg(self.address().to_string())
+            // its own OTEL socket: the default one (/run/buildkit) may be another daemon's
+            .arg("--otel-socket-path")
+            .arg(self.state_dir.join("otel-grpc.sock"))
             .args(["--oci-worker=true", "--containerd-worker=false"])
             .stdin(std::process::Stdio::null())
             .stdout(log)
@@ -113,7 +116,7 @@ impl LocalDaemon {
             {
                 return Ok(c);
             }
-            if !Path::new(&format!("/proc/{pid}")).exists() || Instant::now() > deadline {
+            if !alive(pid) || Instant::now() > deadline {
                 let tail = std::fs::read_to_string(self.log_file()).unwrap_or_default();
                 let tail: Vec<&str> = tail.lines().rev().take(10).collect();
                 let tail: Vec<&str> = tail.into_iter().rev().collect();
@@ -127,18 +130,29 @@ impl LocalDaemon {
         }
     }
 
+    /// The pid of the daemon started in this state dir, if it runs: the pid file names a live
+    /// buildkitd whose `--root` is this state dir's (not a process that reused the pid).
+    pub fn pid(&self) -> Option<u32> {
+        let pid = std::fs::read_to_string(self.pid_file())
+            .ok()?
+            .trim()
+            .parse::<u32>()
+            .ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        let root = self.state_dir.join("root");
+        let ours = args
+            .windows(2)
+            .any(|w| w[0] == b"--root" && w[1] == root.as_os_str().as_encoded_bytes());
+        (ours && alive(pid)).then_some(pid)
+    }
+
     /// Stop the daemon started here; false when none was running.
     pub fn stop(&self) -> Result<bool, BuildkitError> {
-        let Ok(text) = std::fs::read_to_string(self.pid_file()) else {
-            return Ok(false);
-        };
-        let Ok(pid) = text.trim().parse::<i32>() else {
-            return Ok(false);
-        };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
+        let Some(pid) = self.pid() else {
             let _ = std::fs::remove_file(self.pid_file());
             return Ok(false);
-        }
+        };
         let status = std::process::Command::new("kill")
             .arg(pid.to_string())
             .status()
@@ -147,13 +161,25 @@ impl LocalDaemon {
                 reason: format!("cannot run kill: {e}"),
             })?;
         for _ in 0..40 {
-            if !Path::new(&format!("/proc/{pid}")).exists() {
+            if !alive(pid) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(250));
         }
         let _ = std::fs::remove_file(self.pid_file());
         Ok(status.success())
+    }
+}
+
+/// Whether process `pid` exists and has not exited (a zombie waiting to be reaped has).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // the state follows the command name, which is in parentheses
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
     }
 }
 

@@ -1,7 +1,10 @@
-//! `melange2 buildkit info` through the real binary, against the daemon of `make test`.
+//! `melange2 buildkit info` through the real binary, against the daemon of `make test`; the
+//! local daemon `melange2 build` starts when none answers, and `melange2 buildkit stop`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+mod common;
 
 fn daemon() -> String {
     std::env::var("BUILDKIT_HOST")
@@ -128,4 +131,112 @@ fn bad_addresses_fail_with_a_clear_message() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(needle), "{addr}: {err}");
     }
+}
+
+/// Stops the local daemon of a state dir when a test ends, however it ends.
+struct StopLocal(PathBuf);
+
+impl Drop for StopLocal {
+    fn drop(&mut self) {
+        let _ = melange2()
+            .args(["buildkit", "stop"])
+            .env("MELANGE2_BUILDKIT_STATE", &self.0)
+            .output();
+    }
+}
+
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(')')
+            .is_some_and(|(_, r)| !r.trim_start().starts_with('Z'))
+    })
+}
+
+/// `melange2 build` with no address and no daemon on the default socket starts a local
+/// buildkitd in its state dir and builds on it; the next build reuses it; `melange2 buildkit
+/// stop` stops it, and says so when there is nothing to stop.
+#[test]
+fn build_starts_a_local_daemon_that_the_next_build_reuses_and_stop_stops() {
+    assert!(
+        !Path::new("/run/buildkit/buildkitd.sock").exists(),
+        "a daemon listens on the default socket, so melange2 would use it and start none"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("bk");
+    let _guard = StopLocal(state.clone());
+    let r = common::signed_repo(dir.path(), &[]);
+    let recipe = dir.path().join("local.yaml");
+    std::fs::write(
+        &recipe,
+        "package:\n  name: local\n  version: 1.0.0\n  epoch: 0\n  description: local\n  \
+         copyright:\n    - license: MIT\nenvironment:\n  contents:\n    packages:\n      \
+         - busybox\npipeline:\n  - runs: |\n      \
+         mkdir -p ${{targets.destdir}}/usr/share/local\n      \
+         echo local > ${{targets.destdir}}/usr/share/local/id\n",
+    )
+    .unwrap();
+    let build = |extra: &[&str]| {
+        let o = melange2()
+            .arg("build")
+            .arg(&recipe)
+            .args(["--arch", "x86_64"])
+            .args(extra)
+            .arg("--out-dir")
+            .arg(dir.path().join("out"))
+            .arg("-r")
+            .arg(&r.repo)
+            .arg("-k")
+            .arg(&r.pubkey)
+            .arg("--signing-key")
+            .arg(&r.signing_key)
+            .arg("--apk-cache-dir")
+            .arg(dir.path().join("apk-cache"))
+            .env_remove("BUILDKIT_HOST")
+            .env("MELANGE2_BUILDKIT_STATE", &state)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{err}");
+        err
+    };
+    let pid_of = || {
+        std::fs::read_to_string(state.join("buildkitd.pid"))
+            .unwrap_or_else(|e| panic!("no pid file in {}: {e}", state.display()))
+            .trim()
+            .to_string()
+    };
+
+    let err = build(&[]);
+    assert!(
+        err.contains("no BuildKit daemon answers; starting"),
+        "{err}"
+    );
+    assert!(err.contains(&state.display().to_string()), "{err}");
+    assert!(
+        dir.path().join("out/x86_64/local-1.0.0-r0.apk").is_file(),
+        "{err}"
+    );
+    let pid = pid_of();
+    assert!(alive(&pid), "the local daemon {pid} is not running");
+    assert!(state.join("buildkitd.sock").exists());
+
+    // The next run finds it: nothing started, same process.
+    let err = build(&["--force"]);
+    assert!(!err.contains("starting"), "{err}");
+    assert_eq!(pid_of(), pid);
+
+    let stop = || {
+        let o = melange2()
+            .args(["buildkit", "stop"])
+            .env("MELANGE2_BUILDKIT_STATE", &state)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let said = stop();
+    assert!(said.contains("stopped the local buildkitd"), "{said}");
+    assert!(!alive(&pid), "buildkit stop left {pid} running");
+    let said = stop();
+    assert!(said.contains("no local buildkitd is running"), "{said}");
 }
