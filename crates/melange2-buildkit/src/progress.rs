@@ -11,8 +11,10 @@
 //! BuildKit step and is left out of the step counts. Byte counters of a step (BuildKit's
 //! transfers of local sources, the packager's reads) are shown as they go: throttled lines in
 //! `plain`, on the step's line in `tty`. In `tty` mode the last [`LIVE_TAIL_LINES`] lines of
-//! a running step's output are shown under its line and disappear when it ends (see
-//! docs/build.md, "Progress").
+//! a running step's output are shown under its line and disappear when it ends. Styles go
+//! through [`style`], which follows stderr's colour setting (a terminal, no `NO_COLOR`), and
+//! `tty` on a stderr that is not a terminal is `plain` ([`ProgressMode::on_stderr`]); see
+//! docs/build.md, "Progress".
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{IsTerminal, Write};
@@ -30,6 +32,14 @@ pub const LIVE_TAIL_LINES: usize = 6;
 
 /// Digest prefix of the vertices of [`ClientStep`]s.
 pub const CLIENT_STEP_PREFIX: &str = "melange2-client:";
+
+/// `d` styled for stderr, where every renderer writes: coloured only when colours are
+/// enabled for stderr (`console::set_colors_enabled_stderr`, which `melange2` sets from
+/// stderr being a terminal and `NO_COLOR`). `console::style` alone follows stdout's setting,
+/// which put colour into a redirected stderr when stdout was a terminal.
+pub fn style<D>(d: D) -> console::StyledObject<D> {
+    console::style(d).for_stderr()
+}
 
 /// Whether a vertex digest is a [`ClientStep`]'s.
 pub fn is_client_step(digest: &str) -> bool {
@@ -404,6 +414,24 @@ pub enum ProgressMode {
     Quiet,
 }
 
+impl ProgressMode {
+    /// The mode to use on this process's stderr: `auto` is `tty` on a terminal, else `plain`;
+    /// `tty` on something that is not a terminal (a file, a pipe) is `plain` too, with a
+    /// warning, as live bars drawn there would show nothing and colour would end up in a file.
+    pub fn on_stderr(self) -> ProgressMode {
+        let terminal = std::io::stderr().is_terminal();
+        match self {
+            ProgressMode::Auto | ProgressMode::Tty if terminal => ProgressMode::Tty,
+            ProgressMode::Tty => {
+                tracing::warn!("--progress tty: stderr is not a terminal; using plain");
+                ProgressMode::Plain
+            }
+            ProgressMode::Auto => ProgressMode::Plain,
+            m => m,
+        }
+    }
+}
+
 impl std::str::FromStr for ProgressMode {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -502,7 +530,7 @@ impl LiveTail {
         });
         let text: Vec<String> = lines
             .iter()
-            .map(|l| format!("    {}", console::style(format!("│ {l}")).dim()))
+            .map(|l| format!("    {}", style(format!("│ {l}")).dim()))
             .collect();
         bar.set_message(text.join("\n"));
         self.shown = lines;
@@ -549,11 +577,7 @@ impl Progress {
     /// A renderer writing to stderr. `show_logs` prints every step's output live (always on in
     /// `plain` mode).
     pub fn new(mode: ProgressMode, show_logs: bool) -> Self {
-        let mode = match mode {
-            ProgressMode::Auto if std::io::stderr().is_terminal() => ProgressMode::Tty,
-            ProgressMode::Auto => ProgressMode::Plain,
-            m => m,
-        };
+        let mode = mode.on_stderr();
         let tty = (mode == ProgressMode::Tty).then(|| Tty {
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
             bars: BTreeMap::new(),
@@ -772,30 +796,25 @@ impl Progress {
                     let line = if !v.error.is_empty() && v.is_cache_import() {
                         format!(
                             "{} {}  {}",
-                            console::style("!").yellow().bold(),
+                            style("!").yellow().bold(),
                             truncate(&v.name, 100),
-                            console::style(format!("{} (building without this cache)", v.error))
-                                .yellow()
+                            style(format!("{} (building without this cache)", v.error)).yellow()
                         )
                     } else if !v.error.is_empty() {
                         format!(
                             "{} {}  {}",
-                            console::style("✗").red().bold(),
+                            style("✗").red().bold(),
                             truncate(&v.name, 100),
-                            console::style(&v.error).red()
+                            style(&v.error).red()
                         )
                     } else if v.cached {
-                        format!(
-                            "{} {}",
-                            console::style("CACHED").dim(),
-                            truncate(&v.name, 100)
-                        )
+                        format!("{} {}", style("CACHED").dim(), truncate(&v.name, 100))
                     } else {
                         format!(
                             "{} {} {}",
-                            console::style("✓").green(),
+                            style("✓").green(),
                             truncate(&v.name, 100),
-                            console::style(format!(
+                            style(format!(
                                 "{:.1}s",
                                 v.duration().unwrap_or_default().as_secs_f64()
                             ))

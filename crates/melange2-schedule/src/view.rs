@@ -8,14 +8,15 @@
 //! every mode with their bytes and duration; in `rawjson` they are `client-step` events, not
 //! status messages (docs/build.md, "Progress").
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bollard_buildkit_proto::moby::buildkit::v1::StatusResponse;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use melange2_buildkit::progress::{
-    Change, LIVE_TAIL_LINES, LiveTail, Progress, ProgressMode, Tracker, is_client_step, tail_width,
+    Change, LIVE_TAIL_LINES, LiveTail, Progress, ProgressMode, Tracker, is_client_step, style,
+    tail_width,
 };
 
 use crate::report::{NodeReport, NodeResult};
@@ -103,11 +104,7 @@ impl View {
         total: usize,
         out_dir: &Path,
     ) -> View {
-        let mode = match mode {
-            ProgressMode::Auto if std::io::stderr().is_terminal() => ProgressMode::Tty,
-            ProgressMode::Auto => ProgressMode::Plain,
-            m => m,
-        };
+        let mode = mode.on_stderr();
         let multi_arch = nodes.iter().any(|(_, a)| a != &nodes[0].1);
         let views = nodes
             .iter()
@@ -447,7 +444,7 @@ impl View {
         match &r.result {
             NodeResult::Built => format!(
                 "{} {label} built in {:.1}s ({} cached, {} executed)",
-                mark("[built]", console::style("✓").green()),
+                mark("[built]", style("✓").green()),
                 r.duration.as_secs_f64(),
                 r.cached,
                 r.executed
@@ -455,22 +452,22 @@ impl View {
             NodeResult::UpToDate => {
                 format!(
                     "{} {label} up to date",
-                    mark("[up to date]", console::style("=").dim())
+                    mark("[up to date]", style("=").dim())
                 )
             }
             NodeResult::WouldBuild => format!(
                 "{} {label}: {}",
-                mark("[would build]", console::style("+").yellow()),
+                mark("[would build]", style("+").yellow()),
                 r.reasons.join("; ")
             ),
             NodeResult::Failed(e) => format!(
                 "{} {label} failed: {}",
-                mark("[FAILED]", console::style("✗").red().bold()),
+                mark("[FAILED]", style("✗").red().bold()),
                 e.lines().next().unwrap_or("")
             ),
             NodeResult::Skipped(why) => format!(
                 "{} {label} skipped: {why}",
-                mark("[skipped]", console::style("-").dim())
+                mark("[skipped]", style("-").dim())
             ),
         }
     }
@@ -544,19 +541,19 @@ fn step_lines(
         out.push(if !v.error.is_empty() {
             format!(
                 "{} [{label}] {name}  {}",
-                console::style("✗").red().bold(),
-                console::style(&v.error).red()
+                style("✗").red().bold(),
+                style(&v.error).red()
             )
         } else if v.cached {
-            format!("{} [{label}] {name}", console::style("CACHED").dim())
+            format!("{} [{label}] {name}", style("CACHED").dim())
         } else {
             let secs = v.duration().unwrap_or_default().as_secs_f64();
             let counters = v.counters_text();
             let sep = if counters.is_empty() { "" } else { " " };
             format!(
                 "{} [{label}] {name}{sep}{counters} {}",
-                console::style("✓").green(),
-                console::style(format!("{secs:.1}s")).dim()
+                style("✓").green(),
+                style(format!("{secs:.1}s")).dim()
             )
         });
     }

@@ -212,3 +212,165 @@ fn tty_shows_the_last_lines_of_a_running_step() {
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
+
+/// Runs `shell_line` under a pseudo-terminal (`script`), with `envs`; returns what the
+/// terminal showed.
+fn on_a_terminal(shell_line: &str, envs: &[(&str, &str)]) -> String {
+    let mut cmd = Command::new("script");
+    cmd.args(["-q", "-e", "-c", shell_line, "/dev/null"])
+        .env("COLUMNS", "120")
+        .env("TERM", "xterm")
+        .env_remove("NO_COLOR")
+        .env_remove("CLICOLOR_FORCE");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let o = cmd.output().expect("script (util-linux) is installed");
+    let screen = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{shell_line}\n{screen}");
+    screen
+}
+
+/// The command line of a build of `file` into `out`, quoted for a shell.
+fn build_line(r: &SignedRepo, dir: &Path, file: &Path, out: &Path, extra: &[&str]) -> String {
+    let mut inner = Command::new(env!("CARGO_BIN_EXE_melange2"));
+    build_args(&mut inner, r, dir, file, out);
+    inner.args(extra);
+    std::iter::once(inner.get_program())
+        .chain(inner.get_args())
+        .map(|a| shell_quote(&a.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// ANSI colour sequences (SGR: `ESC [ … m`), not cursor movement.
+fn colour_codes(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("\x1b[") {
+        rest = &rest[i + 2..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == ';'))
+            .unwrap_or(rest.len());
+        if rest[end..].starts_with('m') {
+            out.push(format!("ESC[{}m", &rest[..end]));
+        }
+    }
+    out
+}
+
+#[test]
+fn colour_follows_stderr_and_no_color() {
+    let d = tempfile::tempdir().unwrap();
+    let r = signed_repo(d.path(), &[]);
+    let file = recipe(
+        d.path(),
+        "colour",
+        "mkdir -p ${{targets.destdir}}/usr/share\necho ok > ${{targets.destdir}}/usr/share/ok",
+    );
+    let quoted = |p: PathBuf| shell_quote(&p.to_string_lossy());
+    // stderr on a terminal, stdout (the package paths) into a file: colour on the terminal,
+    // none in the file
+    let line = build_line(
+        &r,
+        d.path(),
+        &file,
+        &d.path().join("o1"),
+        &["--progress", "tty"],
+    );
+    let stdout = d.path().join("stdout.txt");
+    let shown = on_a_terminal(&format!("{line} >{}", quoted(stdout.clone())), &[]);
+    // the result line's mark is green (colour follows stderr, not stdout)
+    assert!(
+        shown.contains("\x1b[32m✓\x1b[0m colour built in"),
+        "no colour on a terminal: {:?}\n{shown}",
+        colour_codes(&shown)
+    );
+    let paths = std::fs::read_to_string(&stdout).unwrap();
+    assert!(
+        paths.contains("colour-1.0.0-r0.apk") && !paths.contains('\x1b'),
+        "{paths:?}"
+    );
+    // stdout on a terminal, stderr into a file: no colour in the file (tracing included) and
+    // the progress is there, also with tty forced
+    for (i, mode) in ["auto", "tty", "plain"].into_iter().enumerate() {
+        let extra = ["--progress", mode, "--log-level", "melange2_build=debug"];
+        let line = build_line(&r, d.path(), &file, &d.path().join(format!("r{i}")), &extra);
+        let err = d.path().join(format!("err{i}.log"));
+        on_a_terminal(&format!("{line} 2>{}", quoted(err.clone())), &[]);
+        let text = std::fs::read_to_string(&err).unwrap();
+        assert!(
+            text.contains("local files sent to the daemon"),
+            "{mode}: no tracing\n{text}"
+        );
+        assert!(
+            text.contains("[built] colour built in"),
+            "{mode}: no result\n{text}"
+        );
+        assert!(
+            !text.contains('\x1b'),
+            "{mode}: {:?}\n{text}",
+            colour_codes(&text)
+        );
+    }
+    // NO_COLOR on a terminal: no colour at all, tracing included
+    let extra = ["--progress", "tty", "--log-level", "melange2_build=debug"];
+    let line = build_line(&r, d.path(), &file, &d.path().join("o2"), &extra);
+    let shown = on_a_terminal(&line, &[("NO_COLOR", "1")]);
+    assert!(
+        shown.contains("local files sent to the daemon"),
+        "no tracing:\n{shown}"
+    );
+    assert_eq!(colour_codes(&shown), Vec::<String>::new(), "{shown}");
+}
+
+/// Bytes of the source directory's file: sending it takes well over a second, so `plain`
+/// prints the bytes sent so far at least once before the end.
+const SOURCE: u64 = 256 << 20;
+
+#[test]
+fn a_large_source_shows_its_bytes_as_they_go() {
+    let d = tempfile::tempdir().unwrap();
+    let r = signed_repo(d.path(), &[]);
+    let file = recipe(
+        d.path(),
+        "bigsrc",
+        "test -s big.bin\nmkdir -p ${{targets.destdir}}/usr/share\n\
+         echo ok > ${{targets.destdir}}/usr/share/ok",
+    );
+    let src = d.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    // zeros in a sparse file: cheap to make, every byte still goes through FileSync
+    let f = std::fs::File::create(src.join("big.bin")).unwrap();
+    f.set_len(SOURCE).unwrap();
+    drop(f);
+    let out = d.path().join("out");
+    let mut cmd = melange2();
+    build_args(&mut cmd, &r, d.path(), &file, &out);
+    cmd.arg("--source-dir").arg(&src);
+    let err = ok(&cmd.args(["--progress", "plain"]).output().unwrap());
+    if let Ok(p) = std::env::var("PROGRESS_E2E_SOURCE") {
+        std::fs::write(p, &err).unwrap();
+    }
+    let counters: Vec<&str> = err
+        .lines()
+        .filter_map(|l| l.strip_prefix("[bigsrc] #"))
+        .filter(|l| l.contains(" transferring source-"))
+        .collect();
+    let done = counters
+        .iter()
+        .position(|l| l.ends_with(" done"))
+        .unwrap_or_else(|| panic!("no finished transfer of the source\n{err}"));
+    let mb: f64 = counters[done]
+        .rsplit(' ')
+        .nth(1)
+        .and_then(|a| a.strip_suffix("MB"))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("{}", counters[done]));
+    assert!(mb * 1024.0 * 1024.0 >= SOURCE as f64, "{}", counters[done]);
+    // before the end: at least one line with the bytes sent so far
+    assert!(
+        counters[..done].iter().any(|l| l.ends_with("MB")),
+        "no bytes before the end: {counters:?}"
+    );
+}
