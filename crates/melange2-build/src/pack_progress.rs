@@ -133,3 +133,83 @@ impl PackagingStep {
         status(step.completed(result.err()));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use melange2_buildkit::progress::{Change, Tracker};
+    use std::sync::Mutex;
+
+    /// Every status message a step sends, folded by a tracker as the renderers do.
+    #[derive(Default)]
+    struct Seen {
+        sent: Mutex<Vec<StatusResponse>>,
+    }
+
+    impl Seen {
+        fn changes(&self) -> (Tracker, Vec<Change>) {
+            let mut t = Tracker::default();
+            let mut all = Vec::new();
+            for r in self.sent.lock().unwrap().iter() {
+                all.extend(t.update(r));
+            }
+            (t, all)
+        }
+    }
+
+    #[test]
+    fn nothing_is_shown_when_no_byte_was_read() {
+        let seen = Seen::default();
+        let status = |r: StatusResponse| seen.sent.lock().unwrap().push(r);
+        let (step, mut reader) = PackagingStep::new("a", "x86_64", std::io::empty());
+        let mut buf = Vec::new();
+        reader.read_to_end(&mut buf).unwrap();
+        step.finish(Err("the build failed"), &status);
+        assert!(seen.sent.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bytes_go_out_while_the_work_runs_then_the_end_with_its_error() {
+        let seen = Seen::default();
+        let status = |r: StatusResponse| seen.sent.lock().unwrap().push(r);
+        let data = vec![7u8; 4 << 20];
+        let (mut step, mut reader) = PackagingStep::new("big", "x86_64", &data[..]);
+        // the packager reads slowly: 1 MiB, then a pause of three ticks, then the rest
+        let work = async {
+            let mut chunk = vec![0u8; 1 << 20];
+            reader.read_exact(&mut chunk).unwrap();
+            tokio::time::sleep(TICK * 3).await;
+            let mut rest = Vec::new();
+            reader.read_to_end(&mut rest).unwrap();
+            rest.len()
+        };
+        let rest = step.during(work, &status).await;
+        assert_eq!(rest, 3 << 20);
+        step.finish(Err("no space left on device"), &status);
+        let (t, changes) = seen.changes();
+        let digest = "melange2-client:package:big:x86_64";
+        let counts: Vec<(i64, bool)> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Status {
+                    vertex,
+                    current,
+                    done,
+                    ..
+                } if vertex == digest => Some((*current, *done)),
+                _ => None,
+            })
+            .collect();
+        // the first MiB was reported during the pause, before the end
+        assert!(counts.contains(&(1 << 20, false)), "{counts:?}");
+        assert_eq!(counts.last(), Some(&(4 << 20, true)), "{counts:?}");
+        assert_eq!(changes.first(), Some(&Change::Started(digest.into())));
+        assert_eq!(changes.last(), Some(&Change::Completed(digest.into())));
+        let v = t.get(digest).unwrap();
+        assert_eq!(v.name, "package big");
+        assert_eq!(v.error, "no space left on device");
+        assert!(v.duration().is_some());
+        // no package line for a failed packaging
+        assert!(v.log_tail().is_empty(), "{:?}", v.log_tail());
+    }
+}
