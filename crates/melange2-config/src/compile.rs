@@ -604,6 +604,10 @@ impl Compiler<'_> {
         let inputs = Inputs::new();
         let mut out = Vec::with_capacity(steps.len());
         for (i, s) in steps.iter().enumerate() {
+            if self.budget.exhausted() {
+                // Reported once, at the step that spent it.
+                break;
+            }
             let path = format!("{base}[{i}]");
             let r = self.compile_step(src, &path, s, map, &inputs, "", env, 0);
             if let Some(Some(step)) = self.problems.check(r) {

@@ -6,6 +6,7 @@
 //! value      := '…' | "…" | ${{ name }}
 //! ```
 //! String literals understand the escapes `\\ \' \" \n \t`; any other `\x` is kept as is.
+//! Values substituted into a condition are inserted as [`quote`]d literals.
 //! A `${{name}}` still present at evaluation time evaluates to the empty string.
 
 struct P<'a> {
@@ -121,6 +122,25 @@ impl<'a> P<'a> {
     }
 }
 
+/// `s` as a double-quoted string literal that [`evaluate`] reads back as exactly `s`: a
+/// backslash, a double quote, a newline and a tab are escaped (`\\ \" \n \t`), every
+/// other character is written as it is (the language has no other escapes).
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// Evaluate a condition. An empty condition is true.
 pub fn evaluate(cond: &str) -> Result<bool, String> {
     if cond.trim().is_empty() {
@@ -158,6 +178,42 @@ mod tests {
         // (true || false) && false == false; with precedence it would be true.
         assert!(!e("'a' == 'a' || 'a' == 'b' && 'a' == 'b'").unwrap());
         assert!(e("'a' == 'b' && 'a' == 'b' || 'a' == 'a'").unwrap());
+    }
+
+    #[test]
+    fn escapes() {
+        assert!(e(r#"'\\' == "\\""#).unwrap());
+        assert!(!e(r#"'\\\\' == "\\""#).unwrap());
+        assert!(e("'\\n' == \"\n\"").unwrap());
+        assert!(e("'\\t' == '\t'").unwrap());
+        assert!(!e(r"'\t' == 't'").unwrap());
+        assert!(e(r#"'\'' == "'""#).unwrap());
+        assert!(e(r#""\"" == '"'"#).unwrap());
+        assert!(e(r#"'\q' == "\\q""#).unwrap());
+        // `\r` is no escape: a backslash and an `r`, not a carriage return.
+        assert!(e("'\\r' != '\r'").unwrap());
+        assert!(e("'\\r' == \"\\\\r\"").unwrap());
+    }
+
+    #[test]
+    fn quote_reads_back_as_the_same_string() {
+        let every_control: String = (0u8..0x20).map(char::from).collect();
+        for v in [
+            "",
+            "plain",
+            r#"a\b"c'd"#,
+            "' || 'x' == 'x",
+            "\" || \"x\" == \"x",
+            "line\nnext\ttab\r\u{7f}é",
+            "trailing\\",
+            &every_control,
+        ] {
+            let q = super::quote(v);
+            assert!(e(&format!("{q} == {q}")).unwrap(), "{v:?}");
+            let lit = v.replace('\\', "\\\\").replace('\'', "\\'");
+            assert!(e(&format!("{q} == '{lit}'")).unwrap(), "{v:?} as {q}");
+            assert!(!e(&format!("{q} == 'other{lit}'")).unwrap(), "{v:?}");
+        }
     }
 
     #[test]

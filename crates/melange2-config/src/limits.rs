@@ -16,6 +16,9 @@ pub const MAX_VALUE_BYTES: usize = 4 << 20;
 pub const MAX_TOTAL_BYTES: usize = 256 << 20;
 /// Most subpackages of a file, after `range` expansion.
 pub const MAX_SUBPACKAGES: usize = 20_000;
+/// Deepest nesting of collections in a build or pipeline file (YAML's flow-collection
+/// reader stops at the same depth).
+pub const MAX_DEPTH: usize = 128;
 /// Most steps of one compiled plan, after `uses:` expansion.
 pub const MAX_STEPS: usize = 200_000;
 
@@ -81,6 +84,8 @@ pub(crate) fn read_text(path: &Path) -> std::io::Result<String> {
 #[derive(Debug)]
 pub(crate) struct Budget {
     left: Cell<usize>,
+    /// A spend failed.
+    exhausted: Cell<bool>,
     /// What was being produced when the budget ran out (the first time).
     failed: RefCell<Option<String>>,
 }
@@ -90,6 +95,7 @@ impl Budget {
     pub fn new() -> Self {
         Budget {
             left: Cell::new(MAX_TOTAL_BYTES),
+            exhausted: Cell::new(false),
             failed: RefCell::new(None),
         }
     }
@@ -103,9 +109,16 @@ impl Budget {
             }
             None => {
                 self.left.set(0);
+                self.exhausted.set(true);
                 false
             }
         }
+    }
+
+    /// True once a [`Budget::spend`] has failed: what is compiled afterwards would only
+    /// fail the same way, so it is not attempted (and not reported again).
+    pub fn exhausted(&self) -> bool {
+        self.exhausted.get()
     }
 
     /// Take `n` bytes for `what`; when they are not there, remember `what` (the first

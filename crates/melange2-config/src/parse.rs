@@ -287,7 +287,10 @@ fn finish_all(mut cfg: Configuration, source: Source) -> (Config, Problems) {
     }
     cfg.subpackages = subs;
     cfg.data.clear();
-    if let Some(what) = budget.failure() {
+    if budget.exhausted() {
+        let what = budget
+            .failure()
+            .unwrap_or_else(|| "var-transforms".to_string());
         problems.push(source.error(
             "",
             At::Value,
@@ -493,7 +496,8 @@ fn strict_pass(
     let look = |k: &str| p.get(k).map(String::as_str);
     let src = config.source.clone();
     let mut strict = |s: &mut String, path: String| {
-        if !s.contains("${{") {
+        // A spent budget is reported once: by `finish_all`, or here by the first failure.
+        if !s.contains("${{") || budget.exhausted() {
             return;
         }
         match subst::substitute(s, subst::Mode::Strict, budget, look) {

@@ -3,9 +3,12 @@
 //! * a key written twice in one mapping is an error, in every mapping (melange's YAML
 //!   decoder refuses them; serde would keep the last value of a map silently); the error
 //!   points at the second key;
-//! * collections nested deeper than the YAML reader allows fail at once: the decoder's
-//!   scanner takes time in proportion to the nesting depth for every token, so a
-//!   100 000-deep `[[[[…` would take hours before failing.
+//! * collections nested deeper than [`MAX_DEPTH`] fail at once, block or flow: the
+//!   decoder's scanner takes time in proportion to the nesting depth for every token (a
+//!   100 000-deep `[[[[…` would take hours before failing) and the decoder recurses once
+//!   per level (a few thousand indented levels would overflow the stack);
+//! * more than [`MAX_SUBPACKAGES`] entries in the top-level `subpackages` list fail at the
+//!   first one over, before the decoder builds every one of them.
 //!
 //! Only the first document is looked at, and only when the quick reader accepts the text;
 //! what it does not accept is left to the decoder, which reports syntax errors.
@@ -16,6 +19,7 @@ use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
 
 use crate::error::{At, Diagnostic, Error, Result, Source};
+use crate::limits::{MAX_DEPTH, MAX_SUBPACKAGES};
 
 /// One open collection.
 enum Frame {
@@ -50,6 +54,8 @@ struct Scan {
     /// Inside the first document still.
     done: bool,
     duplicates: Vec<(String, String, Marker)>,
+    /// A limit that was gone over: where, the field path and what.
+    over: Option<(Marker, String, String)>,
 }
 
 impl Scan {
@@ -81,7 +87,13 @@ impl Scan {
         self.node_done();
     }
 
-    fn open(&mut self, map: bool) {
+    fn open(&mut self, map: bool, mark: Marker) {
+        if self.stack.len() >= MAX_DEPTH {
+            // No path: it would name every level.
+            let what = format!("collections nested more than {MAX_DEPTH} levels deep");
+            self.stop(mark, String::new(), what);
+            return;
+        }
         let path = self.stack.last().map(Frame::child_path).unwrap_or_default();
         if let Some(Frame::Map {
             want_key: true,
@@ -105,16 +117,48 @@ impl Scan {
     }
 }
 
+impl Scan {
+    /// Stop looking at the document: a limit was gone over at `mark`.
+    fn stop(&mut self, mark: Marker, path: String, what: String) {
+        self.over = Some((mark, path, what));
+        self.done = true;
+    }
+
+    /// A node starts at `mark`: refuse it when it is one subpackage too many.
+    fn starts_node(&mut self, mark: Marker) {
+        if let [Frame::Map { .. }, Frame::Seq { path, index }] = self.stack.as_slice()
+            && *index >= MAX_SUBPACKAGES
+            && path == "subpackages"
+        {
+            let path = format!("subpackages[{index}]");
+            let what = format!("more than {MAX_SUBPACKAGES} subpackages");
+            self.stop(mark, path, what);
+        }
+    }
+}
+
 impl MarkedEventReceiver for Scan {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         if self.done {
             return;
         }
+        if matches!(
+            ev,
+            Event::Scalar(..)
+                | Event::Alias(_)
+                | Event::MappingStart(..)
+                | Event::SequenceStart(..)
+        ) {
+            self.starts_node(mark);
+            if self.done {
+                return;
+            }
+        }
         match ev {
             Event::Scalar(value, ..) => self.scalar(&value, mark),
             Event::Alias(_) => self.node_done(),
-            Event::MappingStart(..) => self.open(true),
-            Event::SequenceStart(..) => self.open(false),
+            Event::MappingStart(..) => self.open(true, mark),
+            Event::SequenceStart(..) => self.open(false, mark),
             Event::MappingEnd | Event::SequenceEnd => {
                 self.stack.pop();
                 self.node_done();
@@ -126,23 +170,34 @@ impl MarkedEventReceiver for Scan {
 }
 
 /// Check `source`: the duplicate keys found (empty when none, or when the quick reader
-/// does not accept the text), or an error when the document is nested too deeply to read.
+/// does not accept the text), or an error when the document is nested too deeply or has
+/// too many subpackages.
 pub(crate) fn check(source: &Source) -> Result<Vec<Diagnostic>> {
     let mut scan = Scan::default();
     let mut parser = Parser::new_from_str(&source.text);
-    if let Err(e) = parser.load(&mut scan, false) {
+    // Event by event: `Parser::load` recurses once per level of nesting.
+    let loaded = loop {
+        match parser.next_token() {
+            Ok((Event::StreamEnd, _)) => break Ok(()),
+            Ok((ev, mark)) => scan.on_event(ev, mark),
+            Err(e) => break Err(e),
+        }
+        if scan.done {
+            break Ok(());
+        }
+    };
+    if let Some((m, path, what)) = scan.over {
+        if path.starts_with("subpackages[") {
+            // Located by its path: a block mapping's marker is at its first key's end.
+            let message = format!("{what} (the limit of a build file)");
+            return Err(source.error(&path, At::Value, message));
+        }
+        return Err(limit_error(source, m, path, what));
+    }
+    if let Err(e) = loaded {
         if e.info().contains("recursion limit") {
-            let m = e.marker();
-            return Err(Error::Config(Box::new(Diagnostic {
-                file: source.name.to_string(),
-                line: m.line(),
-                column: m.col() + 1,
-                path: String::new(),
-                message: "collections nested too deeply (the YAML reader's limit is 128 levels)"
-                    .to_string(),
-                suggestion: None,
-                cause: None,
-            })));
+            let what = format!("collections nested more than {MAX_DEPTH} levels deep");
+            return Err(limit_error(source, *e.marker(), String::new(), what));
         }
         return Ok(Vec::new());
     }
@@ -163,6 +218,19 @@ pub(crate) fn check(source: &Source) -> Result<Vec<Diagnostic>> {
             d
         })
         .collect())
+}
+
+/// The error for a limit gone over at `m` (docs/config.md, "Limits").
+fn limit_error(source: &Source, m: Marker, path: String, what: String) -> Error {
+    Error::Config(Box::new(Diagnostic {
+        file: source.name.to_string(),
+        line: m.line(),
+        column: m.col() + 1,
+        path,
+        message: format!("{what} (the limit of a build file)"),
+        suggestion: None,
+        cause: None,
+    }))
 }
 
 #[cfg(test)]
@@ -195,8 +263,41 @@ mod tests {
     fn deep_nesting_fails_fast() {
         let deep = format!("a: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
         let e = check(&Source::new("f.yaml", deep)).unwrap_err();
-        assert!(e.to_string().contains("nested too deeply"), "{e}");
+        assert!(e.to_string().contains("nested more than 128"), "{e}");
         let ok = format!("a: {}{}\n", "[".repeat(50), "]".repeat(50));
         assert!(check(&Source::new("f.yaml", ok)).is_ok());
+    }
+
+    #[test]
+    fn deep_block_nesting_fails_fast() {
+        let nest = |n: usize| -> String {
+            (0..n)
+                .map(|i| format!("{}a{i}:\n", " ".repeat(i)))
+                .collect()
+        };
+        let e = check(&Source::new("f.yaml", nest(5000))).unwrap_err();
+        assert!(
+            e.to_string().starts_with("f.yaml:129:")
+                && e.to_string().contains("nested more than 128"),
+            "{e}"
+        );
+        assert!(check(&Source::new("f.yaml", nest(120))).is_ok());
+    }
+
+    #[test]
+    fn subpackage_count_is_capped_at_the_first_one_over() {
+        let list = |n: usize| -> String {
+            let items: String = (0..n).map(|i| format!("- name: s{i}\n")).collect();
+            format!("package: {{name: x}}\nsubpackages:\n{items}")
+        };
+        let e = check(&Source::new("f.yaml", list(MAX_SUBPACKAGES + 5))).unwrap_err();
+        let line = MAX_SUBPACKAGES + 3;
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "f.yaml:{line}:3: subpackages[{MAX_SUBPACKAGES}]: more than {MAX_SUBPACKAGES} subpackages (the limit of a build file)"
+            )
+        );
+        assert!(check(&Source::new("f.yaml", list(MAX_SUBPACKAGES))).is_ok());
     }
 }

@@ -97,7 +97,8 @@ pub(crate) fn replace_exact<'a>(s: &str, lookup: impl Fn(&str) -> Option<&'a str
 pub(crate) enum Mode {
     /// Insert values as they are; unknown names are errors.
     Strict,
-    /// Insert values Go-quoted (`if:` conditions); unknown names are errors.
+    /// Insert values as string literals of `if:` conditions ([`crate::cond::quote`]);
+    /// unknown names are errors.
     Quote,
     /// Insert values as they are; unknown names stay as written.
     Lenient,
@@ -171,7 +172,7 @@ fn substitute_unbounded<'a>(
                     return Err(failure_message(&limits::value_too_large()));
                 }
                 if mode == Mode::Quote {
-                    out.push_str(&go_quote(v));
+                    out.push_str(&crate::cond::quote(v));
                 } else {
                     out.push_str(v);
                 }
@@ -201,31 +202,6 @@ pub(crate) fn describe_failure(name: &str) -> String {
     } else {
         format!("variable \"${{{{{name}}}}}\" is not defined")
     }
-}
-
-/// Go's `strconv.Quote` for the characters that matter in conditions.
-pub(crate) fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '\x07' => out.push_str("\\a"),
-            '\x08' => out.push_str("\\b"),
-            '\x0c' => out.push_str("\\f"),
-            '\x0b' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 #[cfg(test)]
@@ -287,6 +263,6 @@ mod tests {
         );
         // Only spaces are allowed around the name.
         assert!(substitute("${{\tpackage.name}}", Mode::Strict, &b, f).is_err());
-        assert_eq!(go_quote("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
+        assert_eq!(crate::cond::quote("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
     }
 }

@@ -13,6 +13,7 @@ mod cmd_rebuild;
 mod cmd_resolve;
 mod cmd_scan;
 mod cmd_test;
+mod report;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -87,7 +88,7 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("Error: {e:#}");
+            eprintln!("Error: {}", report::one_line(&e));
             // 128 + the signal's number after SIGINT/SIGTERM, as a shell reports it
             match e
                 .downcast_ref::<melange2_interrupt::Error>()

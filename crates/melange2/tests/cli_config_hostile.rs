@@ -1,0 +1,445 @@
+//! `melange2 compile` on hostile and odd build files, through the real binary
+//! (docs/config.md, "Limits"): every case fails fast with one clear message naming the
+//! file, line and field, inside a 1 GiB address space and a time bound; and the `if:`
+//! conditions that decide what a plan holds.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// Address space the compiler runs in: the hostile files used to take gigabytes.
+const MEMORY_KIB: u64 = 1 << 20;
+/// Wall time any case may take (a debug binary on a busy machine; the quadratic paths took
+/// minutes, the unbounded ones ran until memory ran out).
+const TIME: Duration = Duration::from_secs(60);
+
+/// Run `melange2 compile FILE ARGS…` in `dir` under [`MEMORY_KIB`] of address space; the
+/// output and how long it took.
+fn compile_with(dir: &Path, file: &str, args: &[&str]) -> (Output, Duration) {
+    let start = Instant::now();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v {MEMORY_KIB} && exec timeout {} \"$0\" compile \"$@\"",
+            TIME.as_secs() + 5
+        ))
+        .arg(env!("CARGO_BIN_EXE_melange2"))
+        .arg(file)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run melange2");
+    (out, start.elapsed())
+}
+
+fn compile(dir: &Path, file: &str) -> (Output, Duration) {
+    compile_with(dir, file, &[])
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Compile `file`, expect exit status 1 within [`TIME`] and return stderr, which must be
+/// one `Error:` line (no message repeated by its cause).
+fn refused(dir: &Path, file: &str) -> String {
+    let (o, took) = compile(dir, file);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{file}: {:?}: {err}", o.status);
+    assert!(took < TIME, "{file}: took {took:?}: {err}");
+    assert!(err.starts_with("Error: "), "{file}: {err}");
+    assert_eq!(err.lines().count(), 1, "{file}: {err}");
+    err
+}
+
+/// Compile `file`, expect success within [`TIME`] and return the plan.
+fn compiled(dir: &Path, file: &str) -> serde_json::Value {
+    let (o, took) = compile(dir, file);
+    assert!(o.status.success(), "{file}: {}", stderr(&o));
+    assert!(took < TIME, "{file}: took {took:?}");
+    serde_json::from_slice(&o.stdout).expect("plan JSON")
+}
+
+const HEAD: &str = "package:\n  name: x\n  version: \"1\"\n  epoch: 0\n";
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).expect("write fixture");
+}
+
+#[test]
+fn variables_that_double_stop_at_the_value_limit() {
+    let d = tempfile::tempdir().unwrap();
+    // v39 would be 16 B × 2^39 = 8 TiB; v18 is the first over 4 MiB.
+    let mut f = format!(
+        "{HEAD}pipeline:\n  - runs: echo ${{{{vars.v39}}}}\nvars:\n  v0: aaaaaaaaaaaaaaaa\n"
+    );
+    for i in 1..=39 {
+        f.push_str(&format!(
+            "  v{i}: ${{{{vars.v{}}}}}${{{{vars.v{}}}}}\n",
+            i - 1,
+            i - 1
+        ));
+    }
+    write(d.path(), "double.yaml", &f);
+    let err = refused(d.path(), "double.yaml");
+    assert!(
+        err.contains("double.yaml:")
+            && err.contains(": vars.v")
+            && err.contains("larger than 4 MiB"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_plan_built_from_many_copies_stops_at_the_total_limit() {
+    let d = tempfile::tempdir().unwrap();
+    // v17 is 2 MiB, under the value limit; 200 steps use it (400 MiB in all).
+    let mut f = format!("{HEAD}vars:\n  v0: aaaaaaaaaaaaaaaa\n");
+    for i in 1..=17 {
+        f.push_str(&format!(
+            "  v{i}: ${{{{vars.v{}}}}}${{{{vars.v{}}}}}\n",
+            i - 1,
+            i - 1
+        ));
+    }
+    f.push_str("pipeline:\n");
+    for _ in 0..200 {
+        f.push_str("  - runs: ${{vars.v17}}\n");
+    }
+    write(d.path(), "copies.yaml", &f);
+    let err = refused(d.path(), "copies.yaml");
+    assert!(
+        err.contains("copies.yaml:") && err.contains("more than 256 MiB of text in total"),
+        "{err}"
+    );
+}
+
+#[test]
+fn only_regular_files_of_bounded_size_are_read() {
+    let d = tempfile::tempdir().unwrap();
+    let err = refused(d.path(), "/dev/zero");
+    assert_eq!(
+        err.trim_end(),
+        "Error: /dev/zero: a device, not a regular file (only regular files are read)"
+    );
+
+    let fifo = d.path().join("fifo.yaml");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let err = refused(d.path(), "fifo.yaml");
+    assert!(
+        err.contains("fifo.yaml: a FIFO, not a regular file"),
+        "{err}"
+    );
+
+    let err = refused(d.path(), ".");
+    assert!(err.contains(".: a directory, not a regular file"), "{err}");
+
+    // 17 MiB of comments: over the 16 MiB limit, refused before it is read.
+    let big = format!("{HEAD}{}", "#".repeat(17 << 20));
+    write(d.path(), "big.yaml", &big);
+    let err = refused(d.path(), "big.yaml");
+    assert_eq!(
+        err.trim_end(),
+        "Error: big.yaml: larger than the limit of 16 MiB"
+    );
+}
+
+fn subpackages(n: usize, with_pipeline: bool) -> String {
+    let mut f = format!("{HEAD}pipeline:\n  - runs: echo\nsubpackages:\n");
+    for i in 0..n {
+        f.push_str(&format!("  - name: s{i}\n"));
+        if with_pipeline {
+            f.push_str(
+                "    pipeline:\n      - runs: echo ${{subpkg.name}} ${{targets.subpkgdir}}\n",
+            );
+        }
+    }
+    f
+}
+
+#[test]
+fn subpackages_are_counted_and_compiled_in_linear_time() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "many.yaml", &subpackages(300_000, false));
+    let err = refused(d.path(), "many.yaml");
+    assert_eq!(
+        err.trim_end(),
+        "Error: many.yaml:20008:5: subpackages[20000]: more than 20000 subpackages (the limit of a build file)"
+    );
+
+    // Just under the limit, each with a step: compiles (10 000 took 40 s when every
+    // subpackage copied the whole variable map).
+    write(d.path(), "under.yaml", &subpackages(19_000, true));
+    let plan = compiled(d.path(), "under.yaml");
+    let subs = plan["subpackages"].as_array().expect("subpackages");
+    assert_eq!(subs.len(), 19_000);
+    assert_eq!(
+        subs[18_999]["pipeline"][0]["runs"],
+        "echo s18999 /home/build/melange-out/s18999"
+    );
+}
+
+fn ranged(n: usize) -> String {
+    let mut f = format!("{HEAD}pipeline:\n  - runs: echo\ndata:\n  - name: items\n    items:\n");
+    for i in 0..n {
+        f.push_str(&format!("      k{i}: v{i}\n"));
+    }
+    f.push_str(
+        "subpackages:\n  - range: items\n    name: p-${{range.key}}\n    pipeline:\n      - runs: echo ${{range.value}}\n",
+    );
+    f
+}
+
+#[test]
+fn range_expansion_is_counted_and_linear() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "range.yaml", &ranged(100_000));
+    let err = refused(d.path(), "range.yaml");
+    assert!(
+        err.contains("range.yaml:100011:5: subpackages[0]: more than 20000 subpackages (after `range` expansion)"),
+        "{err}"
+    );
+    write(d.path(), "under.yaml", &ranged(19_000));
+    let plan = compiled(d.path(), "under.yaml");
+    let subs = plan["subpackages"].as_array().expect("subpackages");
+    assert_eq!(subs.len(), 19_000);
+    let last = subs.iter().find(|s| s["package"]["name"] == "p-k18999");
+    let last = last.expect("the last item is expanded");
+    assert_eq!(last["pipeline"][0]["runs"], "echo v18999", "{last}");
+}
+
+#[test]
+fn deep_nesting_fails_at_once_flow_or_block() {
+    let d = tempfile::tempdir().unwrap();
+    let depth = 100_000;
+    write(
+        d.path(),
+        "flow.yaml",
+        &format!(
+            "{HEAD}vars:\n  a: {}{}\n",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        ),
+    );
+    let err = refused(d.path(), "flow.yaml");
+    assert!(
+        err.contains("flow.yaml:6:")
+            && err.contains("collections nested more than 128 levels deep"),
+        "{err}"
+    );
+    write(
+        d.path(),
+        "flowmap.yaml",
+        &format!(
+            "{HEAD}vars:\n  a: {}{}\n",
+            "{a: ".repeat(depth),
+            "}".repeat(depth)
+        ),
+    );
+    let err = refused(d.path(), "flowmap.yaml");
+    assert!(err.contains("nested more than 128 levels deep"), "{err}");
+
+    // Indented block mappings: one level a line (this overflowed the stack).
+    let mut block = format!("{HEAD}vars:\n");
+    for i in 0..5_000 {
+        block.push_str(&format!("{}a{i}:\n", " ".repeat(i + 1)));
+    }
+    write(d.path(), "block.yaml", &block);
+    let err = refused(d.path(), "block.yaml");
+    assert!(
+        err.contains("block.yaml:") && err.contains("nested more than 128 levels deep"),
+        "{err}"
+    );
+}
+
+const PLAIN: &str = "package:\n  name: bom\n  version: \"1.0\"\n  epoch: 0\npipeline:\n  - runs: echo ${{package.name}}\n";
+
+#[test]
+fn a_byte_order_mark_is_accepted_and_positions_count_after_it() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "plain.yaml", PLAIN);
+    write(d.path(), "bom.yaml", &format!("\u{feff}{PLAIN}"));
+    let a = compiled(d.path(), "plain.yaml");
+    let mut b = compiled(d.path(), "bom.yaml");
+    b["file"] = a["file"].clone();
+    assert_eq!(a, b, "the BOM changes nothing in the plan");
+
+    // An error's column is counted from the first character after the mark.
+    write(
+        d.path(),
+        "bomerr.yaml",
+        &format!("\u{feff}{}", PLAIN.replace("epoch: 0", "epoch: zero")),
+    );
+    let err = refused(d.path(), "bomerr.yaml");
+    assert!(
+        err.starts_with("Error: bomerr.yaml:4:10: package.epoch:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_duplicate_key_points_at_the_second_key() {
+    let d = tempfile::tempdir().unwrap();
+    let text =
+        format!("{PLAIN}subpackages:\n  - name: doc\n    description: one\n    description: two\n");
+    write(d.path(), "dup.yaml", &text);
+    let err = refused(d.path(), "dup.yaml");
+    assert_eq!(
+        err.trim_end(),
+        "Error: dup.yaml:10:5: subpackages[0].description: duplicate key \"description\""
+    );
+}
+
+#[test]
+fn an_unknown_target_architecture_is_an_error() {
+    let d = tempfile::tempdir().unwrap();
+    let text = PLAIN.replace(
+        "epoch: 0\n",
+        "epoch: 0\n  target-architecture: [x86_64, bogus]\n",
+    );
+    write(d.path(), "arch.yaml", &text);
+    let err = refused(d.path(), "arch.yaml");
+    assert!(
+        err.starts_with(
+            "Error: arch.yaml:5:33: package.target-architecture[1]: unknown architecture \"bogus\" (known: all, aarch64,"
+        ),
+        "{err}"
+    );
+    // Known names in either spelling still compile.
+    let ok = PLAIN.replace(
+        "epoch: 0\n",
+        "epoch: 0\n  target-architecture: [amd64, aarch64]\n",
+    );
+    write(d.path(), "ok.yaml", &ok);
+    assert_eq!(compiled(d.path(), "ok.yaml")["enabled"], true);
+}
+
+/// Compile a build file whose step uses a pipeline (in `pipelines/`) with the input `v`
+/// set to `value` (written inside a YAML double-quoted string), the pipeline's step `i`
+/// running `echo s<i>` when `conds[i]` holds; the `echo`s of the plan.
+fn conditional(dir: &Path, value: &str, conds: &[&str]) -> Vec<String> {
+    let mut p = String::from("name: check\ninputs:\n  v:\n    default: \"\"\npipeline:\n");
+    for (i, c) in conds.iter().enumerate() {
+        let c = c.replace('\'', "''");
+        p.push_str(&format!("  - if: '{c}'\n    runs: echo s{i}\n"));
+    }
+    std::fs::create_dir_all(dir.join("pipelines")).expect("mkdir");
+    write(dir, "pipelines/check.yaml", &p);
+    let f = format!("{PLAIN}  - uses: check\n    with:\n      v: \"{value}\"\n");
+    write(dir, "cond.yaml", &f);
+    let (o, _) = compile_with(dir, "cond.yaml", &["--pipeline-dir", "pipelines"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).expect("plan JSON");
+    let mut echoes = Vec::new();
+    runs_of(&plan["pipeline"], &mut echoes);
+    echoes.retain(|r| r.starts_with("echo s"));
+    echoes
+}
+
+/// Every `runs` of `steps` and their nested steps, in order.
+fn runs_of(steps: &serde_json::Value, out: &mut Vec<String>) {
+    for s in steps.as_array().into_iter().flatten() {
+        if let Some(r) = s["runs"].as_str() {
+            out.push(r.to_string());
+        }
+        runs_of(&s["pipeline"], out);
+    }
+}
+
+#[test]
+fn substituted_values_are_quoted_inside_conditions() {
+    let d = tempfile::tempdir().unwrap();
+    // The value holds both quotes, a backslash and what would close the string and add
+    // an `||` if it were pasted in as it is.
+    let value = r#"a\\b \" ' || 'x' == 'x"#;
+    let conds = [
+        // s0: equal to itself, spelt with the escapes of a literal.
+        r#"${{inputs.v}} == 'a\\b " \' || \'x\' == \'x'"#,
+        // s1: only an unquoted paste would make this true.
+        r#"${{inputs.v}} == 'nothing'"#,
+        // s2: inequality holds.
+        r#"${{inputs.v}} != 'a'"#,
+        // s3: two substitutions compare equal.
+        r#"${{inputs.v}} == ${{inputs.v}}"#,
+    ];
+    assert_eq!(
+        conditional(d.path(), value, &conds),
+        ["echo s0", "echo s2", "echo s3"]
+    );
+}
+
+#[test]
+fn string_escapes_in_conditions() {
+    let d = tempfile::tempdir().unwrap();
+    // The input is: tab, newline, backslash, both quotes.
+    let value = r#"\t\n\\\"'"#;
+    let conds = [
+        // s0: the escapes \t \n \\ \" \' in single quotes.
+        r#"${{inputs.v}} == '\t\n\\"\''"#,
+        // s1: the same in double quotes.
+        r#"${{inputs.v}} == "\t\n\\\"'""#,
+        // s2: \t is a tab, not a 't'.
+        r#"'\t' == 't'"#,
+        // s3: an unknown escape keeps its backslash.
+        r#"'\q' == "\\q""#,
+        // s4: \\ is one backslash: not two.
+        r#"'\\' == "\\\\""#,
+        // s5: a quote of the other kind needs no escape.
+        r#"'"' == "\"""#,
+        // s6: \\ then q is the same text as the kept unknown escape \q.
+        r#"'\\q' == '\q'"#,
+        // s7: an escaped single quote.
+        r#"'\'' == "'""#,
+    ];
+    assert_eq!(
+        conditional(d.path(), value, &conds),
+        ["echo s0", "echo s1", "echo s3", "echo s5", "echo s6", "echo s7"]
+    );
+
+    // A carriage return (the language has no escape for it) inserted from an input equals
+    // a literal one, not a backslash and an `r`. (The conditions are YAML-quoted here, so
+    // the CR reaches them as a character.)
+    let e = tempfile::tempdir().unwrap();
+    let cr = conditional(e.path(), r"a\rb", &[]);
+    assert!(cr.is_empty());
+    // s2, s3: the escapes \n and \t equal a newline and a tab written as they are.
+    let p = "name: check\ninputs:\n  v:\n    default: \"\"\npipeline:\n  - if: \"${{inputs.v}} == 'a\\rb'\"\n    runs: echo s0\n  - if: \"${{inputs.v}} == 'a\\\\rb'\"\n    runs: echo s1\n  - if: \"'\\\\n' == '\\n'\"\n    runs: echo s2\n  - if: \"'\\\\t' == '\\t'\"\n    runs: echo s3\n";
+    write(e.path(), "pipelines/check.yaml", p);
+    let (o, _) = compile_with(e.path(), "cond.yaml", &["--pipeline-dir", "pipelines"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).expect("plan JSON");
+    let mut echoes = Vec::new();
+    runs_of(&plan["pipeline"], &mut echoes);
+    echoes.retain(|r| r.starts_with("echo s"));
+    assert_eq!(echoes, ["echo s0", "echo s2", "echo s3"]);
+}
+
+#[test]
+fn parse_phase_variables_are_inserted_as_written() {
+    // As melange does: `vars.*`, `package.*` and `range.*` are replaced before conditions
+    // are read, so a recipe quotes them itself (`"${{range.key}}" == "x86_64"`).
+    let d = tempfile::tempdir().unwrap();
+    let f = format!(
+        "{PLAIN}vars:\n  arch: x86_64\nsubpackages:\n  - name: quoted\n    if: '\"${{{{vars.arch}}}}\" == \"x86_64\"'\n  - name: other\n    if: '\"${{{{vars.arch}}}}\" == \"aarch64\"'\n"
+    );
+    write(d.path(), "vars.yaml", &f);
+    let plan = compiled(d.path(), "vars.yaml");
+    let names: Vec<&str> = plan["subpackages"]
+        .as_array()
+        .expect("subpackages")
+        .iter()
+        .filter_map(|s| s["package"]["name"].as_str())
+        .collect();
+    assert_eq!(names, ["quoted"]);
+    let bare = f.replace(
+        "'\"${{vars.arch}}\" == \"x86_64\"'",
+        "${{vars.arch}} == 'x86_64'",
+    );
+    write(d.path(), "bare.yaml", &bare);
+    let err = refused(d.path(), "bare.yaml");
+    assert!(
+        err.contains("subpackages[0].if: invalid condition: expected a quoted string"),
+        "{err}"
+    );
+}
