@@ -167,12 +167,13 @@ pub struct VertexState {
 }
 
 impl VertexState {
-    /// The last lines the vertex printed (complete lines plus any unterminated rest).
+    /// The last lines the vertex printed (complete lines plus any unterminated rest), without
+    /// colour codes: they go into error messages, JSON and files.
     pub fn log_tail(&self) -> Vec<String> {
         let mut v: Vec<String> = self.tail.iter().cloned().collect();
         for p in self.partial.values() {
             if !p.is_empty() {
-                v.push(String::from_utf8_lossy(p).into_owned());
+                v.push(uncoloured(&String::from_utf8_lossy(p)));
             }
         }
         let skip = v.len().saturating_sub(TAIL_LINES);
@@ -316,7 +317,7 @@ impl Tracker {
                 for (_, p) in std::mem::take(&mut st.partial) {
                     if !p.is_empty() {
                         let line = String::from_utf8_lossy(&p).into_owned();
-                        push_tail(&mut st.tail, line.clone());
+                        push_tail(&mut st.tail, uncoloured(&line));
                         changes.push(Change::Log(v.digest.clone(), line));
                     }
                 }
@@ -350,7 +351,7 @@ impl Tracker {
                     line.pop();
                 }
                 let line = String::from_utf8_lossy(&line).into_owned();
-                push_tail(&mut st.tail, line.clone());
+                push_tail(&mut st.tail, uncoloured(&line));
                 changes.push(Change::Log(l.vertex.clone(), line));
             }
         }
@@ -389,6 +390,11 @@ impl Tracker {
             })
             .collect()
     }
+}
+
+/// `line` without ANSI escape sequences (colour codes of tools that colour their output).
+pub fn uncoloured(line: &str) -> String {
+    console::strip_ansi_codes(line).into_owned()
 }
 
 fn push_tail(tail: &mut VecDeque<String>, line: String) {
@@ -568,6 +574,8 @@ pub struct Progress {
     status_printed: BTreeMap<(String, String), Instant>,
     /// How often a running counter is printed in `plain` mode.
     status_interval: Duration,
+    /// Whether steps' output keeps its colour codes (else they are removed).
+    colour: bool,
 }
 
 /// How often `plain` mode prints a running counter.
@@ -594,10 +602,12 @@ impl Progress {
             tty,
             status_printed: BTreeMap::new(),
             status_interval: STATUS_INTERVAL,
+            colour: console::colors_enabled_stderr(),
         }
     }
 
-    /// A non-tty renderer writing into `out` (for tests and log files).
+    /// A non-tty renderer writing into `out` (for tests and log files). Steps' output loses
+    /// its colour codes unless [`Progress::with_colour`] says otherwise.
     pub fn to_writer(mode: ProgressMode, show_logs: bool, out: Box<dyn Write + Send>) -> Self {
         let mode = match mode {
             ProgressMode::Auto | ProgressMode::Tty => ProgressMode::Plain,
@@ -614,7 +624,14 @@ impl Progress {
             tty: None,
             status_printed: BTreeMap::new(),
             status_interval: STATUS_INTERVAL,
+            colour: false,
         }
+    }
+
+    /// Keep (`true`) or remove the colour codes of steps' output.
+    pub fn with_colour(mut self, colour: bool) -> Self {
+        self.colour = colour;
+        self
     }
 
     /// The mode in use after `auto` was resolved.
@@ -686,6 +703,7 @@ impl Progress {
                     } else {
                         format!("{secs:.1}")
                     };
+                    let line = if self.colour { line } else { uncoloured(&line) };
                     let _ = writeln!(self.out, "#{n} {ts} {line}");
                 }
                 Change::Status {
@@ -766,6 +784,7 @@ impl Progress {
                         continue;
                     };
                     if self.show_logs {
+                        let line = if self.colour { line } else { uncoloured(&line) };
                         let _ = tty.multi.println(format!("    | {line}"));
                     }
                     if let Some(pb) = tty.bars.get(&d) {
@@ -1173,6 +1192,29 @@ mod tests {
                 "xxxxxxxxxxxxxxxxx..."
             ]
         );
+    }
+
+    #[test]
+    fn colour_codes_of_step_output_are_removed_unless_colour_is_on() {
+        let step = ClientStep::new("x", "make", SystemTime::now());
+        let render = |colour: bool| {
+            let buf = Buf::default();
+            let mut p = Progress::to_writer(ProgressMode::Plain, false, Box::new(buf.clone()))
+                .with_colour(colour);
+            p.handle(&step.started());
+            p.handle(&step.log("\x1b[1;31merror:\x1b[0m bad"));
+            let tail = p.tracker().get(step.digest()).unwrap().log_tail();
+            let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+            (out, tail)
+        };
+        let (out, tail) = render(false);
+        assert!(out.ends_with(" error: bad\n"), "{out:?}");
+        assert!(!out.contains('\x1b'), "{out:?}");
+        assert_eq!(tail, ["error: bad"]);
+        let (out, tail) = render(true);
+        assert!(out.ends_with(" \x1b[1;31merror:\x1b[0m bad\n"), "{out:?}");
+        // the tail goes into errors, JSON and files: always without colour
+        assert_eq!(tail, ["error: bad"]);
     }
 
     #[test]

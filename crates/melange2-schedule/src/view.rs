@@ -16,7 +16,7 @@ use bollard_buildkit_proto::moby::buildkit::v1::StatusResponse;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use melange2_buildkit::progress::{
     Change, LIVE_TAIL_LINES, LiveTail, Progress, ProgressMode, Tracker, is_client_step, style,
-    tail_width,
+    tail_width, uncoloured,
 };
 
 use crate::report::{NodeReport, NodeResult};
@@ -249,14 +249,17 @@ impl View {
         n.tracker = Tracker::default();
         match mode {
             ProgressMode::Plain => {
-                n.console = Some(Progress::to_writer(
-                    ProgressMode::Plain,
-                    debug,
-                    Box::new(Prefixed {
-                        prefix: format!("[{label}] "),
-                        buf: vec![],
-                    }),
-                ));
+                n.console = Some(
+                    Progress::to_writer(
+                        ProgressMode::Plain,
+                        debug,
+                        Box::new(Prefixed {
+                            prefix: format!("[{label}] "),
+                            buf: vec![],
+                        }),
+                    )
+                    .with_colour(console::colors_enabled_stderr()),
+                );
                 eprintln!("[{label}] building on {daemon}");
             }
             ProgressMode::Tty => {
@@ -309,7 +312,7 @@ impl View {
 
     /// A status message of a running node.
     pub fn status(&mut self, i: usize, resp: &StatusResponse) {
-        let mode = self.mode;
+        let (mode, debug) = (self.mode, self.debug);
         let n = &mut self.nodes[i];
         let changes = n.tracker.update(resp);
         if let Some(l) = &mut n.log {
@@ -343,7 +346,7 @@ impl View {
                 {
                     pb.set_message(format!("› {}", step_text(&n.tracker, step)));
                 }
-                let lines = step_lines(&n.tracker, &n.label, changes, &mut n.printed);
+                let lines = step_lines(&n.tracker, &n.label, changes, &mut n.printed, debug);
                 if let Some(m) = &self.multi {
                     for l in lines {
                         let _ = m.println(l);
@@ -523,15 +526,29 @@ impl View {
     }
 }
 
-/// Lines for the steps that just finished: `✓ [pkg] Build 0.2s`, `CACHED [pkg] …`, `✗ …`.
+/// Lines for the steps that just finished: `✓ [pkg] Build 0.2s`, `CACHED [pkg] …`, `✗ …`;
+/// with `debug`, every output line too (`[pkg] | line`).
 fn step_lines(
     t: &Tracker,
     label: &str,
     changes: Vec<Change>,
     printed: &mut std::collections::BTreeSet<String>,
+    debug: bool,
 ) -> Vec<String> {
     let mut out = Vec::new();
     for c in changes {
+        if let Change::Log(d, line) = &c
+            && debug
+            && t.get(d).is_some_and(|v| !v.name.starts_with("[internal]"))
+        {
+            let colour = console::colors_enabled_stderr();
+            let line = if colour {
+                line.clone()
+            } else {
+                uncoloured(line)
+            };
+            out.push(format!("[{label}] | {line}"));
+        }
         let Change::Completed(d) = c else { continue };
         let Some(v) = t.get(&d) else { continue };
         if v.name.starts_with("[internal]") || !printed.insert(d.clone()) {

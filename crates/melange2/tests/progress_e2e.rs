@@ -374,3 +374,53 @@ fn a_large_source_shows_its_bytes_as_they_go() {
         "no bytes before the end: {counters:?}"
     );
 }
+
+#[test]
+fn colour_codes_of_step_output_only_reach_a_colour_terminal() {
+    let d = tempfile::tempdir().unwrap();
+    let r = signed_repo(d.path(), &[]);
+    let runs = "printf '\\033[31mred-output\\033[0m\\n'\nmkdir -p ${{targets.destdir}}/usr/share\n\
+                echo ok > ${{targets.destdir}}/usr/share/ok";
+    let file = recipe(d.path(), "tools", runs);
+    // plain into a pipe, and the package's log: the text without its colour codes
+    let out = d.path().join("out");
+    let mut cmd = melange2();
+    build_args(&mut cmd, &r, d.path(), &file, &out);
+    let err = ok(&cmd.args(["--progress", "plain"]).output().unwrap());
+    let log = std::fs::read_to_string(out.join("logs/x86_64/tools.log")).unwrap();
+    for (what, text) in [("stderr", &err), ("log", &log)] {
+        assert!(text.contains(" red-output\n"), "{what}:\n{text}");
+        assert!(!text.contains('\x1b'), "{what}:\n{text}");
+    }
+    // tty with --debug shows every line: with its colour on a colour terminal, without it
+    // under NO_COLOR
+    for (i, (envs, coloured)) in [(vec![], true), (vec![("NO_COLOR", "1")], false)]
+        .into_iter()
+        .enumerate()
+    {
+        // a recipe of its own, so that the step runs (its output is not cached)
+        let file = recipe(d.path(), &format!("tools{i}"), runs);
+        let extra = ["--progress", "tty", "--debug"];
+        let line = build_line(&r, d.path(), &file, &d.path().join(format!("t{i}")), &extra);
+        let shown = on_a_terminal(&line, &envs);
+        assert!(shown.contains("red-output"), "{envs:?}:\n{shown}");
+        assert_eq!(
+            shown.contains("\x1b[31mred-output"),
+            coloured,
+            "{envs:?}:\n{shown}"
+        );
+    }
+    // a failing step's last lines in the error: without colour codes
+    let failing = recipe(
+        d.path(),
+        "failing",
+        "printf '\\033[31mred-failure\\033[0m\\n'\nexit 3",
+    );
+    let mut cmd = melange2();
+    build_args(&mut cmd, &r, d.path(), &failing, &d.path().join("f"));
+    let o = cmd.args(["--progress", "plain"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("red-failure"), "{err}");
+    assert!(!err.contains('\x1b'), "{err}");
+}
