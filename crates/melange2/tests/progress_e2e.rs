@@ -206,6 +206,20 @@ fn tty_shows_the_last_lines_of_a_running_step() {
             "line {i} not shown:\n{plain}"
         );
     }
+    // the packaging step, with its bytes and duration (`3.00kB 0.2s`)
+    let mark = "✓ [ttytail] package ttytail ";
+    let after = plain
+        .split_once(mark)
+        .map(|(_, a)| a.split_whitespace().take(2).collect::<Vec<_>>())
+        .unwrap_or_else(|| panic!("no packaging step:\n{plain}"));
+    assert!(
+        after.len() == 2
+            && after[0].ends_with("kB")
+            && after[1]
+                .strip_suffix('s')
+                .is_some_and(|t| t.parse::<f64>().is_ok()),
+        "{after:?}"
+    );
     assert!(out.join("x86_64/ttytail-1.0.0-r0.apk").exists());
 }
 
