@@ -26,12 +26,14 @@ set -euo pipefail
 
 # Bump when the way the rootfs is made changes (part of the cache key).
 FORMAT=3
-PACKAGES=(build-essential autoconf automake libtool pkg-config cmake meson ninja-build file wget)
+# man-db: SCA makes every -doc package (split/manpages) depend on it, so installing one in a
+# test environment needs it.
+PACKAGES=(build-essential autoconf automake libtool pkg-config cmake meson ninja-build file wget man-db)
 # APK name of a pipeline's need → the Debian package of the rootfs that provides it.
 APK_PROVIDED=(
   autoconf:autoconf automake:automake libtool:libtool make:make binutils:binutils
   gcc:gcc build-base:build-essential pkgconf:pkg-config cmake:cmake ninja:ninja-build
-  meson:meson file:file wget:wget busybox:coreutils scanelf:binutils
+  meson:meson file:file wget:wget busybox:coreutils scanelf:binutils man-db:man-db
 )
 
 die() { printf 'toolchain-rootfs.sh: error: %s\n' "$*" >&2; exit 1; }
