@@ -87,8 +87,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// An index, package or key was malformed or failed verification.
-    #[error("{0}")]
+    /// An index, package or key was malformed or failed verification (its message and
+    /// source are the APK error's own, so a printed chain says them once).
+    #[error(transparent)]
     Apk(#[from] melange2_apk::Error),
     /// The request cannot be satisfied.
     #[error("cannot resolve: {0}")]

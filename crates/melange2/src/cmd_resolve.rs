@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context as _;
 use clap::Args;
 use melange2_config::{Arch, CompileRequest};
 
@@ -60,8 +59,7 @@ pub fn run(a: ResolveArgs) -> anyhow::Result<()> {
             build_options: Vec::new(),
             vars_file: None,
             env_files: Vec::new(),
-        })
-        .with_context(|| format!("reading {}", file.display()))?;
+        })?; // a config error names the file (and line) itself
         let env = plan.environment;
         opts.repositories.extend(env.repositories);
         opts.repositories.extend(env.build_repositories);

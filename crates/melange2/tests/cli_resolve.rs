@@ -179,3 +179,50 @@ fn errors_exit_non_zero_with_the_chain() {
     assert!(!o.status.success());
     assert!(text(&o.stderr).contains("nothing to resolve"));
 }
+
+/// Every message of a failed `resolve` is said once: an unsigned index used to print
+/// `…: verification failed: not signed: …: verification failed: not signed`.
+#[test]
+fn errors_say_each_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("unsigned");
+    let mut rb = RepoBuilder::new(&repo);
+    let (info, tree) = pkg("app", "1-r0", &[]);
+    rb.add(&info, &tree).unwrap();
+    rb.finish().unwrap();
+    let signed = setup();
+    let o = resolve(
+        &signed,
+        &[
+            "-r",
+            repo.to_str().unwrap(),
+            "-k",
+            signed.key().to_str().unwrap(),
+            "app",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        text(&o.stderr).trim_end(),
+        format!(
+            "Error: {}: verification failed: not signed",
+            repo.join("x86_64/APKINDEX.tar.gz").display()
+        )
+    );
+
+    // An I/O error names the file and says the cause once.
+    let o = resolve(
+        &signed,
+        &[
+            "--config",
+            "/nonexistent/build.yaml",
+            "-r",
+            "/nonexistent/repo",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        text(&o.stderr).trim_end(),
+        "Error: /nonexistent/build.yaml: No such file or directory (os error 2)"
+    );
+}

@@ -199,7 +199,18 @@ fn etag_of(data: &[u8]) -> String {
     format!("\"{}\"", hex::encode(&sha2::Sha256::digest(data)[..12]))
 }
 
-fn serve_one(mut s: TcpStream, root: &Path, hits: &Mutex<Vec<Hit>>, delay: Duration) {
+/// Answer one request. `inflight` (now, most) counts the requests being answered from
+/// when the request has been read to when the answer starts: a window inside the one in
+/// which the client holds a download slot, so the count never exceeds what the client has
+/// in flight (counting whole connections did: a connection the client had finished with
+/// could still be draining while its next download started).
+fn serve_one(
+    mut s: TcpStream,
+    root: &Path,
+    hits: &Mutex<Vec<Hit>>,
+    delay: Duration,
+    inflight: &(AtomicUsize, AtomicUsize),
+) {
     s.set_read_timeout(Some(Duration::from_secs(10))).ok();
     let mut r = BufReader::new(s.try_clone().unwrap());
     let mut line = String::new();
@@ -216,6 +227,8 @@ fn serve_one(mut s: TcpStream, root: &Path, hits: &Mutex<Vec<Hit>>, delay: Durat
             headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
         }
     }
+    let now = inflight.0.fetch_add(1, Ordering::SeqCst) + 1;
+    inflight.1.fetch_max(now, Ordering::SeqCst);
     let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
     let rel = path.trim_start_matches('/');
     let file = root.join(rel);
@@ -241,6 +254,7 @@ fn serve_one(mut s: TcpStream, root: &Path, hits: &Mutex<Vec<Hit>>, delay: Durat
     if !delay.is_zero() && path.ends_with(".apk") {
         std::thread::sleep(delay);
     }
+    inflight.0.fetch_sub(1, Ordering::SeqCst);
     let _ = s.write_all(head.as_bytes());
     if status != 304 {
         let _ = s.write_all(&body);
@@ -283,12 +297,7 @@ impl Server {
                 }
                 let Ok(conn) = conn else { continue };
                 let (h, rt, inf) = (Arc::clone(&h), rt.clone(), Arc::clone(&inf));
-                std::thread::spawn(move || {
-                    let now = inf.0.fetch_add(1, Ordering::SeqCst) + 1;
-                    inf.1.fetch_max(now, Ordering::SeqCst);
-                    serve_one(conn, &rt, &h, delay);
-                    inf.0.fetch_sub(1, Ordering::SeqCst);
-                });
+                std::thread::spawn(move || serve_one(conn, &rt, &h, delay, &inf));
             }
         });
         Server {
