@@ -121,6 +121,10 @@ pub async fn test(opts: &TestOptions) -> Result<TestReport, TestError> {
     if cases.is_empty() {
         return Ok(report);
     }
+    // --env-file values are masked in the steps' output as `build` masks them
+    // (docs/build.md, "Secrets").
+    let masks = melange2_build::secrets::BuildSecrets::new(&[], &opts.env_files)
+        .map_err(|e| TestError::Input(e.to_string()))?;
 
     let explicit = opts
         .buildkit_addr
@@ -143,6 +147,7 @@ pub async fn test(opts: &TestOptions) -> Result<TestReport, TestError> {
             opts,
             source: source.as_ref(),
             rootfs: rootfs.as_ref(),
+            masks: &masks,
             prefix: if multi {
                 format!("[{}] ", case.arch)
             } else {
@@ -169,6 +174,8 @@ struct Ctx<'a> {
     opts: &'a TestOptions,
     source: Option<&'a Source>,
     rootfs: Option<&'a bootstrap::Rootfs>,
+    /// Masks `--env-file` values in step output.
+    masks: &'a melange2_build::secrets::BuildSecrets,
     prefix: String,
 }
 
@@ -486,6 +493,7 @@ async fn run_case_inner(
             &def,
             SolveOptions {
                 local_dirs,
+                redact: ctx.masks.redactor.clone(),
                 ..Default::default()
             },
             &mut on_status,

@@ -415,3 +415,53 @@ fn another_secret_value_is_up_to_date_but_another_env_file_value_rebuilds() {
     values.extend(key_lines(&key));
     assert_nowhere(&c.out, &[&same, &changed], &values);
 }
+
+#[test]
+fn melange2_test_masks_env_file_values_in_step_output() {
+    let c = case(
+        r#"
+package: {name: sekrit, version: "1.0", epoch: 0, description: secrets}
+environment:
+  contents:
+    packages: [busybox]
+pipeline:
+  - runs: mkdir -p ${{targets.destdir}}/usr/share/sekrit
+test:
+  environment:
+    contents:
+      packages: [busybox]
+  pipeline:
+    - name: print the env-file value
+      runs: |
+        echo "run NONCE"
+        echo "test sees $GIT_TOKEN"
+"#,
+    );
+    let key = key_pem("k");
+    ok(&build(&c, &nonce("tok"), &key, &[]));
+    let mut signing_pub = c.repo.signing_key.clone().into_os_string();
+    signing_pub.push(".pub");
+    let o = melange2()
+        .arg("test")
+        .arg(&c.recipe)
+        .args(["--arch", "x86_64", "--debug", "--progress", "plain"])
+        .arg("-r")
+        .arg(&c.out)
+        .arg("-r")
+        .arg(&c.repo.repo)
+        .arg("-k")
+        .arg(&c.repo.pubkey)
+        .arg("-k")
+        .arg(&signing_pub)
+        .arg("--apk-cache-dir")
+        .arg(c.dir.path().join("apk-cache"))
+        .args(["--env-file", "build.env"])
+        .args(["--buildkit-addr", &daemon()])
+        .current_dir(c.dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "melange2 test failed:\n{err}");
+    assert!(err.contains("test sees ***"), "no masked echo:\n{err}");
+    assert_nowhere(&c.out, &[&o], &[c.env_file_value.as_str()]);
+}
