@@ -1053,4 +1053,24 @@ mod tests {
         let s = u.solve(&["a><Q1a1"]).unwrap();
         assert_eq!(names(&u, &s), ["a-1"]);
     }
+
+    #[test]
+    fn installed_packages_answer_requests_and_refuse_other_versions() {
+        let u = Universe::new(vec![
+            pkg("tool", "1.0", &[], &[]),
+            pkg("helper", "1", &["tool", "so:libc.so.6"], &[]),
+        ]);
+        let installed = [
+            pkg("tool", "0.9", &[], &["cmd:tool=0.9"]).entry,
+            pkg("libc", "2", &[], &["so:libc.so.6=6"]).entry,
+        ];
+        // The installed tool and libc answer helper's depends: only helper is added.
+        let s = u.solve_over(&["helper", "cmd:tool"], &installed).unwrap();
+        assert_eq!(names(&u, &s), ["helper-1"]);
+        // A version the installed package rules out names it as installed.
+        let e = u.solve_over(&["tool>=1.0"], &installed).unwrap_err();
+        let u = e.unsatisfiable().unwrap();
+        assert_eq!(u.dependency, "tool>=1.0");
+        assert!(u.problem.contains("tool-0.9 is installed"), "{}", u.problem);
+    }
 }
