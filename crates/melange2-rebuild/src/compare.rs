@@ -245,15 +245,20 @@ pub fn compare(original: &Apk, rebuilt: &Apk) -> Vec<Difference> {
     out
 }
 
-/// Differences of the environment lock: name → (original, rebuilt) `version checksum`.
+/// Differences of the environment lock, one line per package: another version or
+/// checksum (`name 1-r0 (Q1…) → 2-r0 (Q1…)`), the same package from another repository
+/// (`name 1-r0 (Q1…) from A → from B`), newly installed, or no longer installed.
 pub fn environment_changes(
     original: &melange2_resolve::Lock,
     rebuilt: &melange2_resolve::Lock,
 ) -> Vec<String> {
-    let map = |l: &melange2_resolve::Lock| -> BTreeMap<String, String> {
+    let map = |l: &melange2_resolve::Lock| -> BTreeMap<String, (String, String)> {
         l.packages
             .iter()
-            .map(|p| (p.name.clone(), format!("{} ({})", p.version, p.checksum)))
+            .map(|p| {
+                let id = format!("{} ({})", p.version, p.checksum);
+                (p.name.clone(), (id, p.repository.clone()))
+            })
             .collect()
     };
     let (a, b) = (map(original), map(rebuilt));
@@ -261,11 +266,141 @@ pub fn environment_changes(
     let mut out = Vec::new();
     for n in names {
         match (a.get(n), b.get(n)) {
-            (Some(x), Some(y)) if x != y => out.push(format!("{n} {x} → {y}")),
-            (Some(x), None) => out.push(format!("{n} {x} no longer installed")),
-            (None, Some(y)) => out.push(format!("{n} {y} newly installed")),
+            (Some((x, _)), Some((y, _))) if x != y => out.push(format!("{n} {x} → {y}")),
+            (Some((x, ra)), Some((_, rb))) if ra != rb => {
+                out.push(format!("{n} {x} from {ra} → from {rb}"));
+            }
+            (Some((x, _)), None) => out.push(format!("{n} {x} no longer installed")),
+            (None, Some((y, _))) => out.push(format!("{n} {y} newly installed")),
             _ => {}
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(mode: u32, size: u64, sha: &str) -> FileMeta {
+        FileMeta {
+            kind: "file",
+            mode,
+            owner: "root:root".into(),
+            size,
+            mtime: 0,
+            link: String::new(),
+            sha256: sha.into(),
+            xattrs: BTreeMap::new(),
+        }
+    }
+
+    fn apk(files: &[(&str, FileMeta)], depends: &[&str], control: &[(&str, &str)]) -> Apk {
+        let mut pkginfo = melange2_apk::PkgInfo::new("p", "1-r0", "x86_64");
+        pkginfo.depends = depends.iter().map(|d| d.to_string()).collect();
+        Apk {
+            path: "p-1-r0.apk".into(),
+            pkginfo,
+            control: control
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+                .collect(),
+            files: files
+                .iter()
+                .map(|(p, m)| (p.to_string(), m.clone()))
+                .collect(),
+            signers: Vec::new(),
+            sha256: String::new(),
+        }
+    }
+
+    #[test]
+    fn identical_packages_have_no_differences() {
+        let f = [("usr/bin/p", meta(0o755, 3, "aa"))];
+        let a = apk(&f, &["so:libc.so.6"], &[(".melange.yaml", "{\"plan\":1}")]);
+        assert!(compare(&a, &a.clone()).is_empty());
+    }
+
+    #[test]
+    fn every_kind_of_difference_is_one_line() {
+        let a = apk(
+            &[
+                ("usr/bin/p", meta(0o755, 3, "aaaa")),
+                ("usr/share/gone", meta(0o644, 1, "bb")),
+            ],
+            &["so:libc.so.6", "busybox"],
+            &[
+                (
+                    ".melange.yaml",
+                    r#"{"plan":1,"build":{"a":1},"environment-lock":[]}"#,
+                ),
+                (".pre-install", "#!/bin/sh\n"),
+            ],
+        );
+        let b = apk(
+            &[
+                ("usr/bin/p", meta(0o700, 4, "cccc")),
+                ("usr/share/new", meta(0o644, 1, "dd")),
+            ],
+            &["so:libc.so.6", "so:libz.so.1"],
+            &[(
+                ".melange.yaml",
+                r#"{"plan":1,"build":{"a":2},"environment-lock":[1]}"#,
+            )],
+        );
+        let lines: Vec<String> = compare(&a, &b).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            lines,
+            [
+                ".PKGINFO depend: -busybox +so:libz.so.1",
+                "control .melange.yaml: differs in build, environment-lock",
+                "control .pre-install: only in the original",
+                "changed usr/bin/p: mode 0755 → 0700, size 3 → 4, sha256 aaaa → cccc",
+                "removed usr/share/gone (file, mode 0644, root:root, 1 bytes, sha256 bb)",
+                "added usr/share/new (file, mode 0644, root:root, 1 bytes, sha256 dd)",
+            ]
+        );
+    }
+
+    fn lock(pkgs: &[(&str, &str, &str, &str)]) -> melange2_resolve::Lock {
+        melange2_resolve::Lock {
+            arch: "x86_64".into(),
+            packages: pkgs
+                .iter()
+                .map(|(n, v, c, r)| melange2_resolve::LockedPackage {
+                    name: n.to_string(),
+                    version: v.to_string(),
+                    arch: "x86_64".into(),
+                    checksum: c.to_string(),
+                    repository: r.to_string(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn environment_changes_name_versions_checksums_and_repositories() {
+        let a = lock(&[
+            ("busybox", "1-r0", "Q1a", "A"),
+            ("gone", "1-r0", "Q1g", "A"),
+            ("moved", "1-r0", "Q1m", "A"),
+            ("other", "1-r0", "Q1o", "A"),
+        ]);
+        let b = lock(&[
+            ("busybox", "1-r0", "Q1a", "A"),
+            ("moved", "1-r0", "Q1m", "B"),
+            ("new", "1-r0", "Q1n", "A"),
+            ("other", "1-r0", "Q1x", "A"),
+        ]);
+        assert_eq!(
+            environment_changes(&a, &b),
+            [
+                "gone 1-r0 (Q1g) no longer installed",
+                "moved 1-r0 (Q1m) from A → from B",
+                "new 1-r0 (Q1n) newly installed",
+                "other 1-r0 (Q1o) → 1-r0 (Q1x)",
+            ]
+        );
+        assert!(environment_changes(&a, &a).is_empty());
+    }
 }

@@ -84,9 +84,9 @@ impl Fixture {
 
     /// Arguments every build and rebuild shares: repository, key, signing key, daemon, and
     /// a download cache of this run's own (the repository changes between runs).
-    fn common_args(&self, cmd: &mut std::process::Command, cache: &str) {
+    fn common_args(&self, cmd: &mut std::process::Command, cache: &str, url: &str) {
         cmd.args(["--progress", "plain", "--buildkit-addr", &daemon()])
-            .args(["-r", &self.url])
+            .args(["-r", url])
             .arg("-k")
             .arg(&self.pubkey)
             .arg("--signing-key")
@@ -105,19 +105,24 @@ impl Fixture {
             .arg(&self.src)
             .arg("--out-dir")
             .arg(&self.out);
-        self.common_args(&mut cmd, "cache-build");
+        self.common_args(&mut cmd, "cache-build", &self.url);
         cmd.output().unwrap()
     }
 
     /// `melange2 rebuild` of `packages` into `out`, with `extra` flags.
     fn rebuild(&self, packages: &[PathBuf], out: &str, extra: &[&str]) -> Output {
+        self.rebuild_from(&self.url, packages, out, extra)
+    }
+
+    /// [`Fixture::rebuild`] with the repository at `url`.
+    fn rebuild_from(&self, url: &str, packages: &[PathBuf], out: &str, extra: &[&str]) -> Output {
         let mut cmd = melange2();
         cmd.arg("rebuild")
             .args(packages)
             .arg("--out-dir")
             .arg(self.path(out))
             .args(extra);
-        self.common_args(&mut cmd, &format!("cache-{out}"));
+        self.common_args(&mut cmd, &format!("cache-{out}"), url);
         cmd.output().unwrap()
     }
 }
@@ -260,6 +265,29 @@ fn a_package_rebuilt_from_itself_is_identical() {
         "{out}"
     );
     assert!(!out.contains(&greet.display().to_string()), "{out}");
+
+    // The same packages from another address: found by checksum, built into the same
+    // data; only the repository recorded in .melange.yaml differs, and is named.
+    let moved = serve_dir(f.path("repo"));
+    let o = f.rebuild_from(
+        &moved,
+        std::slice::from_ref(&greet),
+        "rebuilt-moved",
+        &["--source-dir", &src],
+    );
+    let (out, err) = failed(&o, "rebuild from a moved repository");
+    assert!(err.contains("1 of 1 packages differ"), "{err}");
+    assert!(
+        out.contains("greet (x86_64): environment: greeting 1.0-r0 (Q1")
+            && out.contains(&format!(") from {} → from {moved}", f.url)),
+        "{out}"
+    );
+    let listed: Vec<&str> = out.lines().filter(|l| l.starts_with("  ")).collect();
+    assert_eq!(
+        listed,
+        ["  control .melange.yaml: differs in environment-lock"],
+        "{out}"
+    );
 
     // Never over the originals.
     let o = melange2()
