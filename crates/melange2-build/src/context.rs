@@ -147,7 +147,8 @@ impl BuildContext {
             None => source_date_epoch_env()?,
         };
         let signing_key = load_signing_key(&opts)?;
-        let secrets = BuildSecrets::new(&opts.secrets, &opts.env_files)?;
+        let secrets =
+            BuildSecrets::new(&opts.secrets, &opts.env_files)?.keyed(signing_key.as_ref())?;
         let out_key = match &signing_key {
             Some(k) => Some(public_key_file(k, opts.apk_cache_dir.as_deref())?),
             None => None,

@@ -3,12 +3,15 @@
 //!   graph, so never in a layer or a cache key);
 //! - `--env-file` values reach the steps' environment (and BuildKit's cache key, as any
 //!   input does), but `.melange.yaml` and the records show their names only (the value is
-//!   `***`); the record holds a digest of the values, so a changed value still rebuilds;
+//!   `***`); the record holds a digest of the values, so a changed value still rebuilds —
+//!   keyed with the signing key when there is one ([`BuildSecrets::keyed`]), so that a
+//!   published record cannot be used to test guesses of a value;
 //! - both are masked in step output, logs and errors.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
+use melange2_apk::{SignatureAlgorithm, SigningKey};
 use melange2_config::plan::{Plan, Step};
 use melange2_secrets::{MASK, Redactor, Secret};
 use sha2::{Digest, Sha256};
@@ -26,6 +29,8 @@ pub struct BuildSecrets {
     pub secrets: Vec<Secret>,
     /// `--env-file` values by name.
     env_file: BTreeMap<String, BTreeSet<String>>,
+    /// The digest of the `--env-file` values the record shows.
+    env_file_digest: String,
     /// Masks both in step output.
     pub redactor: Redactor,
 }
@@ -46,11 +51,32 @@ impl BuildSecrets {
             }
             env_file.entry(k).or_default().insert(v);
         }
+        let env_file_digest = format!("sha256:{}", hex::encode(env_file_hash(&env_file)));
         Ok(Self {
             secrets: secrets.to_vec(),
             env_file,
+            env_file_digest,
             redactor,
         })
+    }
+
+    /// Key the record's digest of the `--env-file` values with the signing key: the digest is
+    /// the SHA-256 of the key's (deterministic, PKCS#1 v1.5) signature of their SHA-256, so it
+    /// stays the same for the same values and key, and nobody without the key can check a
+    /// guess against it. Without a key, the plain SHA-256 stays.
+    pub fn keyed(mut self, key: Option<&SigningKey>) -> Result<Self, BuildError> {
+        if let Some(k) = key
+            && !self.env_file.is_empty()
+        {
+            let sig = k
+                .sign_digest(
+                    SignatureAlgorithm::RsaSha256,
+                    &env_file_hash(&self.env_file),
+                )
+                .map_err(|e| BuildError::Input(format!("keying the --env-file digest: {e}")))?;
+            self.env_file_digest = format!("keyed-sha256:{}", hex::encode(Sha256::digest(sig)));
+        }
+        Ok(self)
     }
 
     /// The plan as packages and records show it: every variable that holds a value of an
@@ -96,18 +122,10 @@ impl BuildSecrets {
     pub fn flags(&self) -> BTreeMap<String, String> {
         let mut f = BTreeMap::new();
         if !self.env_file.is_empty() {
-            let mut h = Sha256::new();
-            for (k, vals) in &self.env_file {
-                for v in vals {
-                    h.update(format!("{}={}\n", k.len(), k).as_bytes());
-                    h.update(format!("{}=", v.len()).as_bytes());
-                    h.update(v.as_bytes());
-                }
-            }
             let names: Vec<&str> = self.env_file.keys().map(String::as_str).collect();
             f.insert(
                 "env-file".to_string(),
-                format!("{} sha256:{}", names.join(","), hex::encode(h.finalize())),
+                format!("{} {}", names.join(","), self.env_file_digest),
             );
         }
         if !self.secrets.is_empty() {
@@ -124,6 +142,19 @@ impl BuildSecrets {
         }
         f
     }
+}
+
+/// SHA-256 over the `--env-file` names and values, each length-prefixed.
+fn env_file_hash(env_file: &BTreeMap<String, BTreeSet<String>>) -> Vec<u8> {
+    let mut h = Sha256::new();
+    for (k, vals) in env_file {
+        for v in vals {
+            h.update(format!("{}={}\n", k.len(), k).as_bytes());
+            h.update(format!("{}=", v.len()).as_bytes());
+            h.update(v.as_bytes());
+        }
+    }
+    h.finalize().to_vec()
 }
 
 #[cfg(test)]
@@ -170,6 +201,21 @@ mod tests {
         std::fs::write(&ef, "TOKEN=tok-0000000000\nMODE=fast\nSHORT=ab\n").unwrap();
         let t = BuildSecrets::new(&[], &[ef]).unwrap();
         assert_ne!(t.flags()["env-file"], flags["env-file"]);
+        // keyed with a signing key: stable for the same key and values, another key or value
+        // gives another digest, and the plain digest is not in it
+        let key = melange2_apk::generate_key(2048, "a.rsa").unwrap();
+        let keyed = |s: &BuildSecrets, k: &SigningKey| {
+            s.clone().keyed(Some(k)).unwrap().flags()["env-file"].clone()
+        };
+        let k1 = keyed(&s, &key);
+        assert!(k1.starts_with("MODE,SHORT,TOKEN keyed-sha256:"), "{k1}");
+        assert_eq!(k1, keyed(&s, &key));
+        assert_ne!(k1, keyed(&t, &key));
+        let other = melange2_apk::generate_key(2048, "b.rsa").unwrap();
+        assert_ne!(k1, keyed(&s, &other));
+        let plain = flags["env-file"].split_once(" sha256:").unwrap().1;
+        assert!(!k1.contains(plain), "{k1}");
+        assert_eq!(s.clone().keyed(None).unwrap().flags(), flags);
         let missing = BuildSecrets::new(&[], &[dir.path().join("nope.env")]).unwrap_err();
         assert!(missing.to_string().contains("nope.env"), "{missing}");
     }

@@ -239,7 +239,9 @@ fn secrets_reach_the_steps_and_no_produced_byte() {
     );
     let record =
         std::fs::read_to_string(c.out.join("x86_64/.melange2-records/sekrit.json")).unwrap();
-    assert!(record.contains("GIT_TOKEN,MODE sha256:"), "{record}");
+    // The record's digest of the env-file values is keyed with the signing key: the plain
+    // SHA-256 (which would let anyone test guesses of the value) is nowhere.
+    assert!(record.contains("GIT_TOKEN,MODE keyed-sha256:"), "{record}");
     assert!(record.contains("key,token as-env=TOKEN"), "{record}");
     assert!(c.out.join("logs").is_dir(), "no logs written");
     assert!(
@@ -247,7 +249,13 @@ fn secrets_reach_the_steps_and_no_produced_byte() {
         "no provenance"
     );
 
-    let mut values = vec![token.as_str(), key.as_str(), c.env_file_value.as_str()];
+    let plain = plain_env_file_digest(&c.env_file_value);
+    let mut values = vec![
+        token.as_str(),
+        key.as_str(),
+        c.env_file_value.as_str(),
+        plain.as_str(),
+    ];
     values.extend(key_lines(&key));
     let files = assert_nowhere(&c.out, &[&first], &values);
     assert!(files >= 5, "only {files} files searched");
@@ -343,6 +351,16 @@ fn bad_secret_flags_name_the_problem_and_build_nothing() {
     }
 }
 
+/// SHA-256 of the case's env-file as the record would hash it unkeyed: every name and value,
+/// length-prefixed, in name order.
+fn plain_env_file_digest(git_token: &str) -> String {
+    let mut h = Sha256::new();
+    for (k, v) in [("GIT_TOKEN", git_token), ("MODE", "fast")] {
+        h.update(format!("{}={k}\n{}={v}", k.len(), v.len()).as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
 /// The summary line of a run: "N built, M up to date, …".
 fn summary(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr)
@@ -400,7 +418,7 @@ fn another_secret_value_is_up_to_date_but_another_env_file_value_rebuilds() {
         "the step was cached: {v:?}"
     );
     let flag2 = env_file_flag(&c.out);
-    assert!(flag2.starts_with("GIT_TOKEN,MODE sha256:"), "{flag2}");
+    assert!(flag2.starts_with("GIT_TOKEN,MODE keyed-sha256:"), "{flag2}");
     assert_ne!(flag1, flag2, "the record's env-file digest did not change");
     let tree = common::extract(&c.out.join("x86_64/sekrit-1.0-r0.apk"), c.dir.path());
     let seen = std::fs::read_to_string(tree.join("usr/share/sekrit/env-file.sha256")).unwrap();
