@@ -129,3 +129,80 @@ pub fn rescan(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use melange2_apk::{ControlFiles, WriteOptions, write_package};
+
+    fn bytes_of(e: &TreeEntry) -> Vec<u8> {
+        match &e.kind {
+            EntryKind::File {
+                content: Content::Memory(b),
+                ..
+            } => b.to_vec(),
+            EntryKind::File {
+                content: Content::Disk(p),
+                ..
+            } => std::fs::read(p).unwrap(),
+            other => panic!("{}: not a file read back: {other:?}", e.path),
+        }
+    }
+
+    /// Every kind of entry the SCA looks at comes back as written: directories, small and
+    /// spooled files, symlinks, hard links, modes, owners and xattrs.
+    #[test]
+    fn a_written_package_reads_back_into_the_same_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = PackageTree::new();
+        t.add_dir("usr", 0o755).unwrap();
+        t.add_dir("usr/lib", 0o755).unwrap();
+        t.add_file("usr/lib/small", 0o644, b"small\n".to_vec())
+            .unwrap()
+            .xattrs
+            .insert("user.note".into(), b"x".to_vec());
+        let big: Vec<u8> = (0..(3 << 20)).map(|i| (i % 251) as u8).collect();
+        t.add_file("usr/lib/big", 0o600, big.clone()).unwrap().gid = 5;
+        t.add_symlink("usr/lib/link", "small").unwrap();
+        t.add_hardlink("usr/lib/hard", "usr/lib/small").unwrap();
+        let info = PkgInfo::new("p", "1-r0", "x86_64");
+        let apk = dir.path().join("p-1-r0.apk");
+        let control = ControlFiles {
+            melange_yaml: Some(b"{}".to_vec()),
+            ..Default::default()
+        };
+        write_package(&t, &info, &control, None, &WriteOptions::default(), &apk).unwrap();
+
+        let spool = tempfile::tempdir().unwrap();
+        let b = read_built(&apk, spool.path()).unwrap();
+        assert_eq!(b.pkginfo.name, "p");
+        assert_eq!(b.control_files[".melange.yaml"], b"{}");
+        let get = |p: &str| b.tree.get(p).unwrap_or_else(|| panic!("{p} missing"));
+        let small = get("usr/lib/small");
+        assert_eq!((small.mode, bytes_of(small)), (0o644, b"small\n".to_vec()));
+        assert_eq!(small.xattrs["user.note"], b"x");
+        let bigr = get("usr/lib/big");
+        assert!(matches!(
+            bigr.kind,
+            EntryKind::File {
+                content: Content::Disk(_),
+                ..
+            }
+        ));
+        assert_eq!((bigr.mode, bigr.gid), (0o600, 5));
+        assert!(bytes_of(bigr) == big, "spooled content differs");
+        assert!(matches!(&get("usr/lib/link").kind, EntryKind::Symlink(t) if t == "small"));
+        let hard = get("usr/lib/hard");
+        assert!(hard.link_group.is_some() && hard.link_group == get("usr/lib/small").link_group);
+        assert!(matches!(get("usr").kind, EntryKind::Directory));
+    }
+
+    #[test]
+    fn a_damaged_package_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let apk = dir.path().join("bad.apk");
+        std::fs::write(&apk, b"not a package").unwrap();
+        let e = read_built(&apk, dir.path()).unwrap_err().to_string();
+        assert!(e.contains("bad.apk"), "{e}");
+    }
+}
