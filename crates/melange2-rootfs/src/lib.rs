@@ -207,14 +207,15 @@ fn open_tar(path: &Path) -> Result<Box<dyn Read + Send>, RootfsError> {
     }
     if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
         // lzma-rs writes into a writer: decompress on a thread into a pipe.
-        let (reader, mut writer) = std::io::pipe().map_err(|e| read_err(path, e))?;
-        std::thread::spawn(move || {
+        let (pipe, mut writer) = std::io::pipe().map_err(|e| read_err(path, e))?;
+        let thread = std::thread::spawn(move || {
             let mut r = r;
-            if let Err(e) = lzma_rs::xz_decompress(&mut r, &mut writer) {
-                tracing::debug!("xz: {e}");
-            }
+            lzma_rs::xz_decompress(&mut r, &mut writer).map_err(|e| e.to_string())
         });
-        return Ok(Box::new(reader));
+        return Ok(Box::new(XzReader {
+            pipe,
+            thread: Some(thread),
+        }));
     }
     if head.starts_with(b"BZh") {
         return Err(read_err(
@@ -224,6 +225,32 @@ fn open_tar(path: &Path) -> Result<Box<dyn Read + Send>, RootfsError> {
         ));
     }
     Ok(Box::new(r))
+}
+
+/// The decompressed side of an xz tar; at the end of the stream, a decompression error
+/// (a truncated or corrupt file) is a read error rather than a short tar.
+struct XzReader {
+    pipe: std::io::PipeReader,
+    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+impl Read for XzReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.pipe.read(buf)?;
+        if n == 0
+            && let Some(t) = self.thread.take()
+        {
+            let failed = match t.join() {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e),
+                Err(_) => Some("the xz decoder stopped".to_string()),
+            };
+            if let Some(e) = failed {
+                return Err(std::io::Error::other(format!("xz: {e}")));
+            }
+        }
+        Ok(n)
+    }
 }
 
 fn scan_tar(path: &Path) -> Result<(Vec<Entry>, Files), RootfsError> {
@@ -314,6 +341,59 @@ mod tests {
         assert_eq!(s2.passwd, s.passwd);
         let paths = |s: &Scan| s.entries.iter().map(|e| e.path.clone()).collect::<Vec<_>>();
         assert_eq!(paths(&s2), paths(&s));
+    }
+
+    /// `tar -c` of `root`, piped through `filter` (a compressor reading stdin) into `out`.
+    fn tar_through(root: &Path, filter: &[&str], out: &Path) {
+        let sh = format!(
+            "tar -cf - -C '{}' . | {} > '{}'",
+            root.display(),
+            filter.join(" "),
+            out.display()
+        );
+        let st = std::process::Command::new("sh")
+            .args(["-c", &sh])
+            .status()
+            .unwrap();
+        assert!(st.success(), "{sh}");
+    }
+
+    #[test]
+    fn zstd_and_xz_tars_read_as_the_directory_and_bad_ones_are_named() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        tree(&root);
+        let dir = scan(&root).unwrap();
+        for (name, filter) in [
+            ("root.tar", &["cat"][..]),
+            ("root.tar.zst", &["zstd", "-q", "-c"][..]),
+            ("root.tar.xz", &["xz", "-c"][..]),
+        ] {
+            let file = t.path().join(name);
+            tar_through(&root, filter, &file);
+            let s = scan(&file).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(s.installed_db, dir.installed_db, "{name}");
+            assert_eq!(s.passwd, dir.passwd, "{name}");
+            assert_eq!(s.entries.len(), dir.entries.len(), "{name}");
+        }
+        // A truncated xz is an error, not a shorter tree.
+        let xz = std::fs::read(t.path().join("root.tar.xz")).unwrap();
+        let cut = t.path().join("cut.tar.xz");
+        std::fs::write(&cut, &xz[..xz.len() / 2]).unwrap();
+        let e = scan(&cut).unwrap_err().to_string();
+        assert!(e.contains("cut.tar.xz") && e.contains(": xz: "), "{e}");
+        // bzip2 is refused by name; a file that is no tar says so.
+        let bz = t.path().join("root.tar.bz2");
+        tar_through(&root, &["bzip2", "-c"], &bz);
+        let e = scan(&bz).unwrap_err().to_string();
+        assert!(e.contains("bzip2") && e.contains("root.tar.bz2"), "{e}");
+        let junk = t.path().join("junk");
+        std::fs::write(&junk, vec![7u8; 2048]).unwrap();
+        let e = scan(&junk).unwrap_err().to_string();
+        assert!(
+            e.contains("junk") && e.contains("not a readable tar"),
+            "{e}"
+        );
     }
 
     #[test]
