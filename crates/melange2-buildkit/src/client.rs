@@ -385,7 +385,6 @@ impl Client {
         let gateway = tokio::select! {
             r = run.pump(bridge.solve(&def.pb, imports), on_status) => r,
             r = &mut control_solve => {
-                eprintln!("XDEBUG control solve ended first: {r:?}");
                 let outcome = r.map_err(|e| BuildkitError::Session(format!("solve task: {e}")))?;
                 return run.finish(outcome, on_status).await;
             }
@@ -396,7 +395,6 @@ impl Client {
                 None
             }
             Err(status) => {
-                eprintln!("XDEBUG gateway failed: {status:?}");
                 run.settle(on_status).await;
                 let err = run.solve_error(&status);
                 let step = FailedStep::new(err.clone(), &status, &def.pb, bridge.clone());

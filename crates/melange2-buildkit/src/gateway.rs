@@ -11,6 +11,8 @@
 //! `Return` hands the build its result (or its error) so `Control.Solve` can export and end.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bollard_buildkit_proto::fsutil::types::Stat;
 use bollard_buildkit_proto::google::rpc::Status as RpcStatus;
@@ -224,7 +226,8 @@ impl FailedStep {
             })
             .collect();
         let meta = exec.meta.clone().unwrap_or_default();
-        let id = format!("melange2-debug-{}", uuid::Uuid::new_v4().simple());
+        // ReleaseContainer takes only letters and digits.
+        let id = format!("melange2debug{}", uuid::Uuid::new_v4().simple());
         let req = gw::NewContainerRequest {
             container_id: id.clone(),
             mounts,
@@ -283,7 +286,9 @@ pub enum ProcessEvent {
 }
 
 impl Container {
-    /// Start a process with stdin, stdout and stderr attached.
+    /// Start a process with stdin, stdout and stderr attached. The first process is the
+    /// container's init: the container runs as long as it does, and later processes join it
+    /// while it runs.
     pub async fn start(&self, spec: ProcessSpec) -> Result<Process, BuildkitError> {
         let pid = format!("{}:{}", self.id, uuid::Uuid::new_v4().simple());
         let (tx, rx) = mpsc::channel::<gw::ExecMessage>(64);
@@ -304,6 +309,7 @@ impl Container {
         let input = ProcessInput {
             pid: pid.clone(),
             tx,
+            stdin_closed: Arc::new(AtomicBool::new(false)),
         };
         input.send(Input::Init(init)).await?;
         let resp = self
@@ -389,13 +395,22 @@ impl Container {
         let req = gw::ReleaseContainerRequest {
             container_id: self.id.clone(),
         };
-        self.bridge
+        match self
+            .bridge
             .client
             .clone()
             .release_container(self.bridge.request(req))
             .await
-            .map_err(rpc("ReleaseContainer"))?;
-        Ok(())
+        {
+            Ok(_) => Ok(()),
+            // The daemon reports how the container's first process ended, which its Exit
+            // message already said.
+            Err(s) if s.message().starts_with("exit code:") => {
+                tracing::debug!(container = %self.id, "released: {}", s.message());
+                Ok(())
+            }
+            Err(s) => Err(rpc("ReleaseContainer")(s)),
+        }
     }
 }
 
@@ -404,6 +419,8 @@ impl Container {
 pub struct ProcessInput {
     pid: String,
     tx: mpsc::Sender<gw::ExecMessage>,
+    /// Set once stdin's end was sent: the daemon refuses a second one.
+    stdin_closed: Arc<AtomicBool>,
 }
 
 impl ProcessInput {
@@ -428,8 +445,11 @@ impl ProcessInput {
         .await
     }
 
-    /// Close the process's stdin.
+    /// Close the process's stdin (again is a no-op).
     pub async fn close_stdin(&self) -> Result<(), BuildkitError> {
+        if self.stdin_closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
         self.send(Input::File(gw::FdMessage {
             fd: 0,
             eof: true,
@@ -481,7 +501,12 @@ impl Process {
                         data: f.data,
                     }));
                 }
-                Some(Input::Exit(e)) => return Ok(Some(ProcessEvent::Exit(e.code))),
+                Some(Input::Exit(e)) => {
+                    // The daemon ends the process's stream (Done) only once stdin is closed
+                    // too; nothing reads it any more.
+                    let _ = self.input.close_stdin().await;
+                    return Ok(Some(ProcessEvent::Exit(e.code)));
+                }
                 Some(Input::Done(_)) => return Ok(None),
                 _ => {}
             }

@@ -26,7 +26,6 @@ async fn inspect(step: &FailedStep, seen: &Mutex<Seen>) -> Result<(), BuildkitEr
         .process()
         .cloned()
         .expect("the failed step ran a process");
-    let ctr = step.container().await?;
     let spec = |args: &[&str]| ProcessSpec {
         args: args.iter().map(|s| s.to_string()).collect(),
         env: meta.env.clone(),
@@ -34,13 +33,26 @@ async fn inspect(step: &FailedStep, seen: &Mutex<Seen>) -> Result<(), BuildkitEr
         user: meta.user.clone(),
         tty: false,
     };
+    // The first process of a container is its init: the container lives as long as it does,
+    // so each process here gets a container of its own (each on the same failed mounts).
+    let ctr = step.container().await?;
     let (code, out) = ctr
         .start(spec(&["/bin/cat", "/tmp/marker"]))
         .await?
         .wait_output()
         .await?;
     let marker = String::from_utf8_lossy(out.get(&1).map_or(&[][..], |v| v)).into_owned();
+    // files are readable once the process has ended too
+    let listing = ctr
+        .read_dir("/tmp")
+        .await?
+        .into_iter()
+        .map(|s| s.path)
+        .collect();
+    let file = ctr.read_file("/tmp/marker", 0).await?;
+    ctr.release().await?;
     // stdin reaches the process; its exit code comes back
+    let ctr = step.container().await?;
     let p = ctr
         .start(spec(&[
             "/bin/sh",
@@ -53,13 +65,6 @@ async fn inspect(step: &FailedStep, seen: &Mutex<Seen>) -> Result<(), BuildkitEr
     input.close_stdin().await?;
     let (code2, out2) = p.wait_output().await?;
     let process = String::from_utf8_lossy(out2.get(&1).map_or(&[][..], |v| v)).into_owned();
-    let listing = ctr
-        .read_dir("/tmp")
-        .await?
-        .into_iter()
-        .map(|s| s.path)
-        .collect();
-    let file = ctr.read_file("/tmp/marker", 0).await?;
     ctr.release().await?;
     let mut s = seen.lock().unwrap();
     s.step = step.error.step.clone();
@@ -109,7 +114,6 @@ async fn failed_step_container_has_the_files_env_and_cwd_of_the_failure() {
     let BuildkitError::Solve(e) = err else {
         panic!("not a step failure: {err}");
     };
-    eprintln!("DEBUG {e:?} {:?}", seen.lock().unwrap());
     assert_eq!(e.exit_code, Some(3), "{e}");
     assert_eq!(e.step.as_deref(), Some("run: leave a marker and fail"));
     let s = seen.lock().unwrap();
