@@ -107,12 +107,13 @@ impl Address {
         }
     }
 
-    /// Open a gRPC channel to the daemon within `timeout`.
+    /// Open a gRPC channel to the daemon within `timeout`; for `docker-container://`, also how
+    /// `docker` ended if it did (for the error when the first call finds the transport broken).
     pub(crate) async fn channel(
         &self,
         tls: &TlsFiles,
         timeout: Duration,
-    ) -> Result<Channel, BuildkitError> {
+    ) -> Result<(Channel, Option<DockerExit>), BuildkitError> {
         let shown = self.to_string();
         let connect_err = |reason: String| BuildkitError::Connect {
             addr: shown.clone(),
@@ -133,6 +134,7 @@ impl Address {
                             }
                         }))
                         .await
+                        .map(|c| (c, None))
                         .map_err(|e| connect_err(error_chain(&e)))
                 }
                 Address::Tcp(hostport) => {
@@ -145,21 +147,29 @@ impl Address {
                             .tls_config(tls_config(tls, hostport)?)
                             .map_err(|e| connect_err(error_chain(&e)))?;
                     }
-                    ep.connect().await.map_err(|e| connect_err(error_chain(&e)))
+                    ep.connect()
+                        .await
+                        .map(|c| (c, None))
+                        .map_err(|e| connect_err(error_chain(&e)))
                 }
                 Address::DockerContainer { name, context } => {
-                    let name = name.clone();
-                    let context = context.clone();
-                    Endpoint::try_from("http://localhost")
+                    let exited = DockerExit::new(docker_argv(name, context.as_deref()));
+                    let x = exited.clone();
+                    let r = Endpoint::try_from("http://localhost")
                         .map_err(|e| connect_err(e.to_string()))?
                         .connect_timeout(timeout)
                         .connect_with_connector(tower::service_fn(move |_: Uri| {
-                            let name = name.clone();
-                            let context = context.clone();
-                            async move { dial_stdio(&name, context.as_deref()) }
+                            let x = x.clone();
+                            async move { dial_stdio(&x) }
                         }))
-                        .await
-                        .map_err(|e| connect_err(error_chain(&e)))
+                        .await;
+                    match r {
+                        Ok(ch) => Ok((ch, Some(exited))),
+                        // docker's own words say more than the broken pipe it leaves behind
+                        Err(e) => Err(connect_err(
+                            exited.reason().await.unwrap_or_else(|| error_chain(&e)),
+                        )),
+                    }
                 }
             }
         };
@@ -223,26 +233,86 @@ fn tls_config(tls: &TlsFiles, hostport: &str) -> Result<ClientTlsConfig, Buildki
     Ok(cfg.domain_name(tls.server_name.clone().unwrap_or_else(|| host.to_string())))
 }
 
-/// Spawn `docker exec -i NAME buildctl dial-stdio` and use its stdio as the connection.
+/// The command a `docker-container://NAME[?context=CTX]` address runs: `docker
+/// [--context=CTX] exec -i NAME buildctl dial-stdio` (as buildctl and buildx do).
+pub fn docker_argv(name: &str, context: Option<&str>) -> Vec<String> {
+    let mut argv = vec!["docker".to_string()];
+    if let Some(c) = context {
+        argv.push(format!("--context={c}"));
+    }
+    argv.extend(["exec", "-i", name, "buildctl", "dial-stdio"].map(str::to_string));
+    argv
+}
+
+/// Most of docker's stderr kept for an error message.
+const DOCKER_STDERR_MAX: usize = 4096;
+
+/// What `docker exec` ran, and how it ended once it has: its status and the start of its
+/// stderr.
+#[derive(Clone)]
+pub(crate) struct DockerExit {
+    argv: Vec<String>,
+    ended: std::sync::Arc<std::sync::Mutex<Option<(std::process::ExitStatus, String)>>>,
+}
+
+impl DockerExit {
+    fn new(argv: Vec<String>) -> DockerExit {
+        DockerExit {
+            argv,
+            ended: Default::default(),
+        }
+    }
+
+    fn set(&self, status: std::process::ExitStatus, stderr: String) {
+        if let Ok(mut g) = self.ended.lock() {
+            *g = Some((status, stderr));
+        }
+    }
+
+    /// Why the connection failed, if `docker` exited (waiting a moment for it to be reaped).
+    pub(crate) async fn reason(&self) -> Option<String> {
+        let argv = &self.argv;
+        for _ in 0..40 {
+            let got = self.ended.lock().ok().and_then(|g| g.clone());
+            if let Some((status, stderr)) = got {
+                let said = stderr.trim();
+                let said = if said.is_empty() {
+                    "nothing on stderr"
+                } else {
+                    said
+                };
+                return Some(format!("`{}` failed ({status}): {said}", argv.join(" ")));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+}
+
+/// Spawn `exited.argv` (see [`docker_argv`]) and use its stdio as the connection; its stderr
+/// and exit status go to `exited`.
 fn dial_stdio(
-    name: &str,
-    context: Option<&str>,
+    exited: &DockerExit,
 ) -> Result<
     TokioIo<tokio::io::Join<tokio::process::ChildStdout, tokio::process::ChildStdin>>,
     std::io::Error,
 > {
-    let mut cmd = tokio::process::Command::new("docker");
-    if let Some(c) = context {
-        cmd.arg(format!("--context={c}"));
-    }
-    cmd.args(["exec", "-i", name, "buildctl", "dial-stdio"])
+    use tokio::io::AsyncReadExt as _;
+    let argv = &exited.argv;
+    let mut cmd = tokio::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit());
+        .stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| {
+        let why = if e.kind() == std::io::ErrorKind::NotFound {
+            "docker is not installed (no `docker` on PATH)".to_string()
+        } else {
+            format!("cannot run docker: {e}")
+        };
         std::io::Error::new(
             e.kind(),
-            format!("cannot run `docker exec` for {name}: {e}"),
+            format!("{why}; needed to run `{}`", argv.join(" ")),
         )
     })?;
     let stdout = child
@@ -253,8 +323,26 @@ fn dial_stdio(
         .stdin
         .take()
         .ok_or_else(|| std::io::Error::other("docker exec: no stdin"))?;
-    // The child keeps running after its handle is dropped; it ends when the pipe closes.
-    drop(child);
+    let stderr = child.stderr.take();
+    let exited = exited.clone();
+    // The child runs as long as the connection; this task reaps it and keeps what it said.
+    tokio::spawn(async move {
+        let mut said = Vec::new();
+        if let Some(mut e) = stderr {
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = e.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                let room = DOCKER_STDERR_MAX.saturating_sub(said.len());
+                said.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
+        match child.wait().await {
+            Ok(status) => exited.set(status, String::from_utf8_lossy(&said).into_owned()),
+            Err(e) => tracing::debug!(error = %e, "cannot wait for docker exec"),
+        }
+    });
     Ok(TokioIo::new(tokio::io::join(stdout, stdin)))
 }
 
@@ -293,6 +381,22 @@ mod tests {
                 name: "bk".into(),
                 context: Some("remote".into())
             }
+        );
+        assert_eq!(
+            docker_argv("bk", Some("remote")),
+            [
+                "docker",
+                "--context=remote",
+                "exec",
+                "-i",
+                "bk",
+                "buildctl",
+                "dial-stdio"
+            ]
+        );
+        assert_eq!(
+            docker_argv("bk", None),
+            ["docker", "exec", "-i", "bk", "buildctl", "dial-stdio"]
         );
         for bad in [
             "localhost:1234",

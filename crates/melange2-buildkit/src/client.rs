@@ -156,7 +156,7 @@ impl Client {
         connect_timeout: Duration,
         call_timeout: Duration,
     ) -> Result<Self, BuildkitError> {
-        let channel = addr.channel(tls, connect_timeout).await?;
+        let (channel, docker) = addr.channel(tls, connect_timeout).await?;
         let mut control = ControlClient::new(channel.clone())
             .max_decoding_message_size(MAX_MSG)
             .max_encoding_message_size(MAX_MSG);
@@ -185,6 +185,13 @@ impl Client {
                 ) =>
             {
                 let mut reason = crate::addr::error_chain(&s);
+                // docker-container://: what docker said when it exited
+                if let Some(why) = match &docker {
+                    Some(d) => d.reason().await,
+                    None => None,
+                } {
+                    reason = why;
+                }
                 if matches!(addr, Address::Tcp(_)) && tls.cert.is_none() {
                     reason.push_str(
                         " (if the daemon requires client certificates, pass --tlscert and --tlskey)",

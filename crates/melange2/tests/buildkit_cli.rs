@@ -114,6 +114,105 @@ fn docker_container_address_uses_dial_stdio() {
     assert!(text.contains("Platforms:"), "{text}");
 }
 
+/// A `docker` on PATH that writes its arguments to `$FAKE_DOCKER_ARGS`, then behaves as
+/// `script` says (a shell fragment).
+fn fake_docker(dir: &Path, script: &str) -> String {
+    let fake = dir.join("docker");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\necho \"$*\" > \"$FAKE_DOCKER_ARGS\"\n{script}\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// `?context=CTX` becomes docker's global `--context=CTX`, before `exec` (as buildctl runs it).
+#[test]
+fn docker_container_context_is_passed_to_docker() {
+    let d = tempfile::tempdir().unwrap();
+    let args = d.path().join("args");
+    let path = fake_docker(
+        d.path(),
+        "exec \"$FAKE_BUILDCTL\" --addr \"$FAKE_BUILDKIT_HOST\" dial-stdio",
+    );
+    let out = melange2()
+        .args([
+            "buildkit",
+            "info",
+            "--buildkit-addr",
+            "docker-container://fakebk?context=remote-ctx",
+        ])
+        .env("PATH", path)
+        .env("FAKE_DOCKER_ARGS", &args)
+        .env("FAKE_BUILDCTL", buildctl())
+        .env("FAKE_BUILDKIT_HOST", daemon())
+        .env_remove("BUILDKIT_HOST")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&args).unwrap().trim(),
+        "--context=remote-ctx exec -i fakebk buildctl dial-stdio"
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("Address:   docker-container://fakebk?context=remote-ctx"),
+        "{text}"
+    );
+}
+
+/// No docker on PATH, and a docker that fails: the error says which, with the command.
+#[test]
+fn docker_container_without_docker_or_container_fails_clearly() {
+    let info = |path: &str| {
+        let out = melange2()
+            .args([
+                "buildkit",
+                "info",
+                "--buildkit-addr",
+                "docker-container://gone?context=ctx",
+            ])
+            .env("PATH", path)
+            .env("FAKE_DOCKER_ARGS", "/dev/null")
+            .env_remove("BUILDKIT_HOST")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let cmd = "`docker --context=ctx exec -i gone buildctl dial-stdio`";
+    let empty = tempfile::tempdir().unwrap();
+    let err = info(&empty.path().display().to_string());
+    assert!(
+        err.contains("cannot connect to buildkitd at docker-container://gone?context=ctx"),
+        "{err}"
+    );
+    assert!(
+        err.contains("docker is not installed (no `docker` on PATH)"),
+        "{err}"
+    );
+    assert!(err.contains(cmd), "{err}");
+
+    let d = tempfile::tempdir().unwrap();
+    let path = fake_docker(
+        d.path(),
+        "echo \"Error response from daemon: No such container: gone\" >&2; exit 1",
+    );
+    let err = info(&path);
+    assert!(
+        err.contains(&format!(
+            "{cmd} failed (exit status: 1): Error response from daemon: No such container: gone"
+        )),
+        "{err}"
+    );
+}
+
 #[test]
 fn bad_addresses_fail_with_a_clear_message() {
     for (addr, needle) in [
