@@ -143,6 +143,13 @@ fn scan_build(
         }
     }
     let env = environment(&rec);
+    if env.versioned_shlib_deps && !env.installed.is_empty() {
+        tracing::warn!(
+            "{}: built with versioned shlib depends; the provides of its environment packages \
+             are not recorded, so so-ver: depends on them are left out of the scan",
+            record_path.display()
+        );
+    }
     let infos = melange2_package::rescan(&rec.plan, &build.built, &env)
         .map_err(|e| package_error(&record_path, e))?;
     let mut out = Vec::new();
