@@ -566,3 +566,49 @@ fn melange2_test_runs_over_the_bootstrap_rootfs() {
         "{err}"
     );
 }
+
+#[test]
+fn a_missing_rootfs_or_a_malformed_apk_database_is_named_before_building() {
+    let f = fixture();
+    let r = recipe(&f, "named", &[], &[], "true");
+    let out = f.dir.path().join("out");
+    let missing = f.dir.path().join("no-such-rootfs");
+    let o = build(&f, &r, &missing, &out, &[]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("bootstrap rootfs {}", missing.display())),
+        "{err}"
+    );
+    let o = melange2()
+        .arg("test")
+        .arg(&r)
+        .args(["--arch", "x86_64", "--buildkit-addr", &daemon()])
+        .arg("--bootstrap-rootfs")
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no-such-rootfs"), "{}", stderr(&o));
+    // A tar whose apk database is not one: the error names the tar and the file inside it.
+    std::fs::create_dir_all(f.rootfs.join("lib/apk/db")).unwrap();
+    std::fs::write(f.rootfs.join("lib/apk/db/installed"), "not a database\n").unwrap();
+    let tar = f.dir.path().join("rootfs.tar.gz");
+    let st = Command::new("tar")
+        .arg("-czf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&f.rootfs)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = build(&f, &r, &tar, &out, &[]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("rootfs.tar.gz") && err.contains("lib/apk/db/installed"),
+        "{err}"
+    );
+    assert!(!out.join("x86_64").exists(), "nothing is built");
+}
