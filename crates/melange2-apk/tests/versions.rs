@@ -70,6 +70,41 @@ fn more_vectors() {
     check("abc", Less, "0");
 }
 
+/// apk-tools ranks `_alpha < _beta < _pre < _rc < (no suffix) < _cvs < _svn < _git < _hg
+/// < _p`: every post-release suffix is newer than the plain version, with or without a
+/// number, and whatever the revisions.
+#[test]
+fn post_release_suffixes_rank_above_no_suffix() {
+    for s in ["cvs", "svn", "git", "hg", "p"] {
+        check(&format!("1.0_{s}"), Greater, "1.0");
+        check(&format!("1.0_{s}1"), Greater, "1.0");
+        check(&format!("1.0_{s}20240101-r0"), Greater, "1.0-r9");
+        check(&format!("1.0_{s}"), Less, "1.0.1");
+        check(&format!("1.0_{s}"), Greater, "1.0_rc9");
+    }
+    for s in ["alpha", "beta", "pre", "rc"] {
+        check(&format!("1.0_{s}"), Less, "1.0");
+        check(&format!("1.0_{s}9-r9"), Less, "1.0-r0");
+    }
+    let order = [
+        "1.0_alpha1",
+        "1.0_beta1",
+        "1.0_pre1",
+        "1.0_rc1",
+        "1.0",
+        "1.0_cvs1",
+        "1.0_svn1",
+        "1.0_git1",
+        "1.0_hg1",
+        "1.0_p1",
+    ];
+    for (i, a) in order.iter().enumerate() {
+        for b in &order[i + 1..] {
+            check(a, Less, b);
+        }
+    }
+}
+
 #[test]
 fn grammar() {
     for ok in [

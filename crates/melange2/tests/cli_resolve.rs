@@ -226,3 +226,42 @@ fn errors_say_each_cause_once() {
         "Error: /nonexistent/build.yaml: No such file or directory (os error 2)"
     );
 }
+
+/// The newest version wins as apk-tools ranks it: a post-release suffix (`_git…`, `_p1`)
+/// is newer than the plain version and than any pre-release (`_rc9`) of it.
+#[test]
+fn post_release_versions_are_newest() {
+    let signed = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::load(&signed.dir.path().join("cli.rsa")).unwrap();
+    for (name, versions, want) in [
+        (
+            "tool",
+            ["1.0_rc9-r9", "1.0-r5", "1.0_git20240101-r0"],
+            "1.0_git20240101-r0",
+        ),
+        ("util", ["2.0_p1-r0", "2.0-r7", "2.0_cvs3-r1"], "2.0_p1-r0"),
+    ] {
+        let repo = dir.path().join(name);
+        let mut rb = RepoBuilder::new(&repo).signer(key.clone());
+        for v in versions {
+            let (info, tree) = pkg(name, v, &[]);
+            rb.add(&info, &tree).unwrap();
+        }
+        rb.finish().unwrap();
+        let o = resolve(
+            &signed,
+            &[
+                "-r",
+                repo.to_str().unwrap(),
+                "-k",
+                signed.key().to_str().unwrap(),
+                name,
+            ],
+        );
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let out = text(&o.stdout);
+        let fields: Vec<&str> = out.split(' ').take(2).collect();
+        assert_eq!(fields, [name, want], "{out}");
+    }
+}
