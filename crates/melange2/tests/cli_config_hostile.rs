@@ -253,6 +253,37 @@ fn deep_nesting_fails_at_once_flow_or_block() {
     );
 }
 
+#[test]
+fn pipelines_using_each_other_many_times_stop_at_the_step_limit() {
+    // a uses b 100 times, b uses c 100 times, c has 100 steps: a million steps.
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("p")).expect("mkdir");
+    for (name, child) in [("a", Some("b")), ("b", Some("c")), ("c", None)] {
+        let mut p = format!("name: {name}\npipeline:\n");
+        for i in 0..100 {
+            match child {
+                Some(c) => p.push_str(&format!("  - uses: {c}\n")),
+                None => p.push_str(&format!("  - runs: echo {i}\n")),
+            }
+        }
+        write(d.path(), &format!("p/{name}.yaml"), &p);
+    }
+    write(
+        d.path(),
+        "m.yaml",
+        &format!("{HEAD}pipeline:\n  - uses: a\n"),
+    );
+    let (o, took) = compile_with(d.path(), "m.yaml", &["--pipeline-dir", "p"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(took < TIME, "took {took:?}");
+    assert!(
+        err.starts_with("Error: m.yaml:6:11: pipeline[0]: uses: a: ")
+            && err.contains("the plan has more than 200000 steps"),
+        "{err}"
+    );
+}
+
 const PLAIN: &str = "package:\n  name: bom\n  version: \"1.0\"\n  epoch: 0\npipeline:\n  - runs: echo ${{package.name}}\n";
 
 #[test]
@@ -394,7 +425,9 @@ fn string_escapes_in_conditions() {
     ];
     assert_eq!(
         conditional(d.path(), value, &conds),
-        ["echo s0", "echo s1", "echo s3", "echo s5", "echo s6", "echo s7"]
+        [
+            "echo s0", "echo s1", "echo s3", "echo s5", "echo s6", "echo s7"
+        ]
     );
 
     // A carriage return (the language has no escape for it) inserted from an input equals
