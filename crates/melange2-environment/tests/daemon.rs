@@ -111,6 +111,19 @@ fn fixture() -> Fixture {
         let info = PkgInfo::new(name, "1.0-r0", "x86_64");
         packages.insert(name.into(), repo.add(&info, &t).unwrap());
     }
+    // Content no daemon has seen before: this run's time and pid.
+    let nonce = format!(
+        "{:?} {}",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH),
+        std::process::id()
+    );
+    let mut t = PackageTree::new();
+    t.add_dir("usr", 0o755).unwrap();
+    t.add_dir("usr/share", 0o755).unwrap();
+    t.add_file("usr/share/fresh.dat", 0o644, nonce.repeat(1000))
+        .unwrap();
+    let info = PkgInfo::new("fresh", "1.0-r0", "x86_64");
+    packages.insert("fresh".into(), repo.add(&info, &t).unwrap());
     repo.finish().unwrap();
     Fixture {
         _dir: dir,
@@ -327,6 +340,59 @@ async fn adding_a_package_keeps_every_other_layer_cached() {
     }
     let new = by_name["install another-1.0-r0"];
     assert!(!new.cached, "the new package's layer must be built");
+}
+
+/// The same environment assembled again and solved in a new session (a new client, as a
+/// new `melange2 build` is): the daemon has every layer and not one byte of package content is
+/// sent. The first solve, with a package no daemon has seen, does send.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_warm_environment_sends_no_bytes() {
+    let f = fixture();
+    let names = ["baselayout", "busybox", "fresh"];
+    let mut sent = Vec::new();
+    // per run: the vertices with inputs that ran (not from the cache)
+    let mut ran_per_run = Vec::new();
+    for _ in 0..2 {
+        let c = client().await;
+        let env = assemble(&request(&f, &names)).unwrap();
+        let r = c
+            .solve(
+                &env.rootfs.marshal().unwrap(),
+                SolveOptions {
+                    local_dirs: env.local_dirs.clone(),
+                    ..Default::default()
+                },
+                &mut |_| {},
+            )
+            .await
+            .unwrap();
+        sent.push(r.local_bytes_sent);
+        let ran: Vec<String> = r
+            .vertices
+            .iter()
+            // sources are reported run even when all that uses them is cached
+            .filter(|v| !v.cached && !v.inputs.is_empty())
+            .map(|v| v.name.clone())
+            .collect();
+        ran_per_run.push(ran);
+    }
+    let fresh = f.packages["fresh"].file_size;
+    assert!(
+        sent[0] > 0 && sent[0] >= fresh,
+        "cold: {} bytes sent, the fresh package alone is {fresh}",
+        sent[0]
+    );
+    assert!(
+        ran_per_run[0].iter().any(|n| n.contains("fresh-1.0-r0")),
+        "cold: the fresh package's layer did not run: {:?}",
+        ran_per_run[0]
+    );
+    assert_eq!(sent[1], 0, "warm: bytes sent");
+    assert_eq!(
+        ran_per_run[1],
+        Vec::<String>::new(),
+        "warm: vertices ran again"
+    );
 }
 
 #[tokio::test]
