@@ -135,16 +135,13 @@ fn apply_side_inputs(mut cfg: Configuration, opts: &ParseOptions) -> Result<Conf
     Ok(cfg)
 }
 
-/// The `KEY=VALUE` pairs of `--env-file` files, in order (a file that cannot be read is an
-/// error naming it). The build keeps these values out of what it writes (docs/build.md,
-/// "Secrets").
+/// The `KEY=VALUE` pairs of `--env-file` files, in order (a file that cannot be read, or
+/// is not a regular file within the size limit, is an error naming it). The build keeps
+/// these values out of what it writes (docs/build.md, "Secrets").
 pub fn env_file_values(files: &[PathBuf]) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for ef in files {
-        let t = std::fs::read_to_string(ef).map_err(|e| Error::Io {
-            path: ef.clone(),
-            source: e,
-        })?;
+        let t = read_text(ef)?;
         out.extend(parse_dotenv(&t));
     }
     Ok(out)
@@ -891,6 +888,22 @@ pub(crate) fn parse_dotenv(text: &str) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn env_file_values_read_only_regular_files() {
+        let e = env_file_values(&[PathBuf::from("/dev/zero")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/dev/zero: a device, not a regular file (only regular files are read)"
+        );
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("env");
+        std::fs::write(&f, "A=1\nexport B='two'\n").unwrap();
+        assert_eq!(
+            env_file_values(&[f]).unwrap(),
+            [("A".into(), "1".into()), ("B".into(), "two".into())]
+        );
+    }
 
     #[test]
     fn dotenv() {

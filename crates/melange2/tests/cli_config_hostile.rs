@@ -135,6 +135,19 @@ fn only_regular_files_of_bounded_size_are_read() {
     let err = refused(d.path(), ".");
     assert!(err.contains(".: a directory, not a regular file"), "{err}");
 
+    // Side files go through the same reader.
+    write(d.path(), "ok.yaml", HEAD);
+    for flag in ["--vars-file", "--env-file"] {
+        let (o, took) = compile_with(d.path(), "ok.yaml", &[flag, "/dev/zero"]);
+        assert_eq!(o.status.code(), Some(1), "{flag}");
+        assert!(took < TIME, "{flag}: took {took:?}");
+        assert_eq!(
+            stderr(&o).trim_end(),
+            "Error: /dev/zero: a device, not a regular file (only regular files are read)",
+            "{flag}"
+        );
+    }
+
     // 17 MiB of comments: over the 16 MiB limit, refused before it is read.
     let big = format!("{HEAD}{}", "#".repeat(17 << 20));
     write(d.path(), "big.yaml", &big);
