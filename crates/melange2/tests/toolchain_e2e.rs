@@ -35,6 +35,14 @@ fn rootfs() -> PathBuf {
          scripts/toolchain-rootfs.sh (docs/toolchain.md)",
         dir.display()
     );
+    let db = std::fs::read_to_string(dir.join("usr/lib/apk/db/installed")).unwrap_or_default();
+    assert!(
+        db.contains("\nP:man-db\n") && db.contains("P:debian-rootfs\n"),
+        "MELANGE2_TOOLCHAIN_ROOTFS={} was made by an older scripts/toolchain-rootfs.sh (its apk \
+         database lacks man-db or debian-rootfs): use the path the script prints now \
+         (docs/toolchain.md)",
+        dir.display()
+    );
     dir
 }
 
