@@ -192,6 +192,14 @@ impl FailedStep {
         self.exec.as_ref().and_then(|(e, _)| e.meta.as_ref())
     }
 
+    /// The failed process's variables that hold secrets (name and secret id).
+    pub fn secret_env(&self) -> Vec<pb::SecretEnv> {
+        self.exec
+            .as_ref()
+            .map(|(e, _)| e.secretenv.clone())
+            .unwrap_or_default()
+    }
+
     /// Open a container on the failed step's mounts as they were when it failed (its root
     /// filesystem is mount 0).
     pub async fn container(&self) -> Result<Container, BuildkitError> {
@@ -269,6 +277,8 @@ pub struct ProcessSpec {
     pub user: String,
     /// Give it a terminal (stdout and stderr then both arrive as fd 1).
     pub tty: bool,
+    /// Variables whose values are secrets of the build (name and secret id).
+    pub secret_env: Vec<pb::SecretEnv>,
 }
 
 /// What a running process reports.
@@ -304,6 +314,7 @@ impl Container {
             }),
             fds,
             tty: spec.tty,
+            secretenv: spec.secret_env,
             ..Default::default()
         };
         let input = ProcessInput {

@@ -16,7 +16,9 @@
 //!   is its frontend): when a step's process fails, the hook gets a [`FailedStep`] whose
 //!   [`FailedStep::container`] reopens that step's mounts as they were at the failure, to run
 //!   processes in ([`Container::start`], terminal, resize, signals) or read its files; the
-//!   solve then fails with the step's failure (docs/debug.md).
+//!   solve then fails with the step's failure (docs/debug.md). [`debug`] builds such hooks:
+//!   a shell on this process's terminal (`--interactive`) or the step's root filesystem
+//!   written as a tarball or a directory (`--export-on-failure`).
 //! - A failed solve becomes a [`SolveError`] naming the failing step, its exit code and the
 //!   last lines of its log.
 //!
@@ -25,6 +27,7 @@
 mod addr;
 mod cache;
 mod client;
+pub mod debug;
 mod error;
 mod filesync;
 mod gateway;

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use common::*;
 use futures::FutureExt;
+use melange2_buildkit::debug::{ExportFormat, OnFailure, failure_hook};
 use melange2_buildkit::llb::{Exec, NetMode, OpOptions};
 use melange2_buildkit::{BuildkitError, FailedStep, ProcessSpec, SolveOptions};
 
@@ -32,6 +33,7 @@ async fn inspect(step: &FailedStep, seen: &Mutex<Seen>) -> Result<(), BuildkitEr
         cwd: meta.cwd.clone(),
         user: meta.user.clone(),
         tty: false,
+        secret_env: vec![],
     };
     // The first process of a container is its init: the container lives as long as it does,
     // so each process here gets a container of its own (each on the same failed mounts).
@@ -150,4 +152,107 @@ async fn a_gateway_build_that_succeeds_exports_as_usual() {
     assert_eq!(entries["done"].1, b"done\n");
     assert!(entries.contains_key("bin/busybox"));
     assert!(!*called.lock().unwrap());
+}
+
+/// A step that leaves files behind (a regular file, a symlink, a setuid file, a directory
+/// given to 1000, whose owner the export does not keep: the daemon's ReadDir reports none) and
+/// fails, run with `on_failure` doing `action`.
+async fn fail_with(action: OnFailure, nonce: &str) -> BuildkitError {
+    let c = client().await;
+    let script = format!(
+        "mkdir -p /work/out && echo 'left behind {nonce}' > /work/out/marker && \
+         ln -s out/marker /work/link && echo x > /work/suid && chmod 4755 /work/suid && \
+         chown 1000:1000 /work/out && exit 7"
+    );
+    let failing = Exec::shell(rootfs_inline(), &script)
+        .env("PATH", "/bin")
+        .network(NetMode::None)
+        .options(OpOptions::named("run: write and fail"))
+        .build()
+        .unwrap();
+    let def = failing.root().marshal().unwrap();
+    let opts = SolveOptions {
+        on_failure: Some(failure_hook(action, "test/x86_64".into())),
+        ..Default::default()
+    };
+    c.solve(&def, opts, &mut |_| {})
+        .await
+        .expect_err("the step fails")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn export_on_failure_writes_the_failed_root_filesystem_as_a_tarball() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("failed.tar");
+    let nonce = format!("{:?}", std::time::SystemTime::now());
+    let action = OnFailure::Export {
+        format: ExportFormat::Tarball,
+        path: path.clone(),
+    };
+    let err = fail_with(action, &nonce).await;
+    let BuildkitError::Solve(e) = err else {
+        panic!("not a step failure: {err}");
+    };
+    assert_eq!(e.exit_code, Some(7));
+    let mut ar = tar::Archive::new(std::fs::File::open(&path).expect("the tarball is written"));
+    let mut seen = std::collections::BTreeMap::new();
+    for entry in ar.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let p = entry.path().unwrap().display().to_string();
+        let h = entry.header().clone();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+        seen.insert(p, (h, data));
+    }
+    let (_, marker) = &seen["work/out/marker"];
+    assert_eq!(marker, format!("left behind {nonce}\n").as_bytes());
+    let (link, _) = &seen["work/link"];
+    assert_eq!(link.entry_type(), tar::EntryType::Symlink);
+    assert_eq!(
+        link.link_name().unwrap().unwrap().to_str(),
+        Some("out/marker")
+    );
+    assert_eq!(seen["work/suid"].0.mode().unwrap(), 0o4755);
+    let (out, _) = &seen["work/out"];
+    assert_eq!(out.entry_type(), tar::EntryType::Directory);
+    assert_eq!(out.mode().unwrap(), 0o755);
+    assert_eq!(
+        seen["bin/busybox"].1,
+        std::fs::read("/bin/busybox").unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn export_on_failure_writes_the_failed_root_filesystem_as_a_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("rootfs");
+    let nonce = format!("{:?}", std::time::SystemTime::now());
+    let action = OnFailure::Export {
+        format: ExportFormat::Dir,
+        path: path.clone(),
+    };
+    fail_with(action, &nonce).await;
+    assert_eq!(
+        std::fs::read_to_string(path.join("work/out/marker")).unwrap(),
+        format!("left behind {nonce}\n")
+    );
+    assert_eq!(
+        std::fs::read_link(path.join("work/link")).unwrap(),
+        std::path::PathBuf::from("out/marker")
+    );
+    let suid = std::fs::metadata(path.join("work/suid")).unwrap();
+    assert_eq!(suid.permissions().mode() & 0o7777, 0o4755);
+    assert!(std::fs::metadata(path.join("work/out")).unwrap().is_dir());
+
+    // a second failure does not write into a directory that is not empty
+    let again = OnFailure::Export {
+        format: ExportFormat::Dir,
+        path: path.clone(),
+    };
+    fail_with(again, "second").await;
+    assert_eq!(
+        std::fs::read_to_string(path.join("work/out/marker")).unwrap(),
+        format!("left behind {nonce}\n")
+    );
 }
