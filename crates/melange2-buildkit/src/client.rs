@@ -441,9 +441,10 @@ struct Run {
 impl Run {
     /// Track a status update and hand it on, secrets masked.
     fn status(&mut self, msg: StatusResponse, on_status: &mut (dyn FnMut(&StatusResponse) + Send)) {
-        let msg = self.redactor.apply(msg);
-        self.tracker.update(&msg);
-        on_status(&msg);
+        for msg in self.redactor.apply(msg) {
+            self.tracker.update(&msg);
+            on_status(&msg);
+        }
     }
 
     /// The failure of a solve, secrets masked.

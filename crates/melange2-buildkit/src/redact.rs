@@ -22,10 +22,12 @@ impl StatusRedactor {
     }
 
     /// The message with every value masked. Tails held back for a vertex that completes in
-    /// this message are released in it.
-    pub(crate) fn apply(&mut self, mut msg: StatusResponse) -> StatusResponse {
+    /// this message are released before it completes: the message then becomes two, the
+    /// first with the released output and that vertex not yet completed, the second
+    /// completing it (a vertex's output reported after its end would be lost).
+    pub(crate) fn apply(&mut self, mut msg: StatusResponse) -> Vec<StatusResponse> {
         if self.redactor.is_empty() {
-            return msg;
+            return vec![msg];
         }
         let r = &self.redactor;
         for log in &mut msg.logs {
@@ -50,16 +52,26 @@ impl StatusRedactor {
                 *d = r.redact(d);
             }
         }
-        let done: Vec<String> = msg
-            .vertexes
-            .iter()
-            .filter(|v| v.completed.is_some())
-            .map(|v| v.digest.clone())
-            .collect();
-        for d in done {
-            msg.logs.extend(self.release(|v| v == d));
+        let mut completing = Vec::new();
+        for v in &mut msg.vertexes {
+            if v.completed.is_none() {
+                continue;
+            }
+            let released = self.release(|d| d == v.digest);
+            if !released.is_empty() {
+                msg.logs.extend(released);
+                completing.push(v.clone());
+                v.completed = None;
+            }
         }
-        msg
+        if completing.is_empty() {
+            return vec![msg];
+        }
+        let end = StatusResponse {
+            vertexes: completing,
+            ..Default::default()
+        };
+        vec![msg, end]
     }
 
     /// Whatever is still held back, as a last message (the solve ended).
@@ -115,11 +127,20 @@ mod tests {
         let mut r = Redactor::new();
         r.add(b"hunter22-secret");
         let mut sr = StatusRedactor::new(r);
-        let a = sr.apply(StatusResponse {
-            logs: vec![log("v1", "+ echo hunter22-"), log("v2", "other hunt")],
-            ..Default::default()
-        });
+        let one = |sr: &mut StatusRedactor, m| {
+            let mut v = sr.apply(m);
+            assert_eq!(v.len(), 1, "{v:?}");
+            v.remove(0)
+        };
+        let a = one(
+            &mut sr,
+            StatusResponse {
+                logs: vec![log("v1", "+ echo hunter22-"), log("v2", "other hunt")],
+                ..Default::default()
+            },
+        );
         assert_eq!(text(&a.logs), "+ echo other ");
+        // v2 completes with a held tail: its output comes first, then its completion
         let b = sr.apply(StatusResponse {
             logs: vec![log("v1", "secret\n")],
             vertexes: vec![Vertex {
@@ -130,12 +151,39 @@ mod tests {
             }],
             ..Default::default()
         });
-        assert_eq!(text(&b.logs), "***\nhunt");
-        assert_eq!(b.vertexes[0].error, "failed: ***");
-        let c = sr.apply(StatusResponse {
-            logs: vec![log("v1", "end hunter")],
+        assert_eq!(b.len(), 2, "{b:?}");
+        assert_eq!(text(&b[0].logs), "***\nhunt");
+        assert!(b[0].vertexes[0].completed.is_none());
+        assert_eq!(b[0].vertexes[0].error, "failed: ***");
+        assert!(b[1].logs.is_empty());
+        assert!(b[1].vertexes[0].completed.is_some());
+        assert_eq!(b[1].vertexes[0].error, "failed: ***");
+        // the tracker sees the released tail as the vertex's last line
+        let mut t = crate::progress::Tracker::default();
+        t.update(&StatusResponse {
+            vertexes: ["v1", "v2"]
+                .map(|d| Vertex {
+                    digest: d.into(),
+                    started: Some(Default::default()),
+                    ..Default::default()
+                })
+                .to_vec(),
             ..Default::default()
         });
+        t.update(&a);
+        t.update(&b[0]);
+        t.update(&b[1]);
+        assert_eq!(
+            t.get("v2").map(|v| v.log_tail()),
+            Some(vec!["other hunt".to_string()])
+        );
+        let c = one(
+            &mut sr,
+            StatusResponse {
+                logs: vec![log("v1", "end hunter")],
+                ..Default::default()
+            },
+        );
         assert_eq!(text(&c.logs), "end ");
         assert_eq!(text(&sr.finish().unwrap().logs), "hunter");
         assert!(sr.finish().is_none());

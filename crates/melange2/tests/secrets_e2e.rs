@@ -483,3 +483,34 @@ test:
     assert!(err.contains("test sees ***"), "no masked echo:\n{err}");
     assert_nowhere(&c.out, &[&o], &[c.env_file_value.as_str()]);
 }
+
+#[test]
+fn a_value_printed_in_two_pieces_is_masked_and_a_mere_prefix_is_shown() {
+    let c = case(
+        r#"
+package: {name: sekrit, version: "1.0", epoch: 0, description: secrets}
+environment:
+  contents:
+    packages: [busybox]
+pipeline:
+  - name: print in pieces
+    runs: |
+      echo "run NONCE"
+      printf 'split:%s' "$(head -c 10 /run/secrets/token)"
+      sleep 1
+      printf '%s:done\n' "$(tail -c +11 /run/secrets/token)"
+      sleep 1
+      printf 'prefix:%s' "$(head -c 6 /run/secrets/token)"
+      mkdir -p ${{targets.destdir}}/usr/share/sekrit
+"#,
+    );
+    let token = nonce("tok-pieces");
+    let o = build(&c, &token, &key_pem("k"), &["--progress", "plain"]);
+    ok(&o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    // BuildKit sends the two pieces in two log messages (a second apart): still masked
+    assert!(err.contains("split:***:done"), "{err}");
+    // the step ended on the value's first bytes only: they are shown, not held back forever
+    assert!(err.contains(&format!("prefix:{}", &token[..6])), "{err}");
+    assert_nowhere(&c.out, &[&o], &[token.as_str()]);
+}
