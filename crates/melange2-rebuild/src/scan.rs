@@ -57,12 +57,29 @@ struct Build {
     dir: PathBuf,
 }
 
-/// Run the SCA again over `packages`, in the order given.
+/// What `melange2 scan` takes.
+#[derive(Clone, Debug, Default)]
+pub struct ScanOptions {
+    /// The packages to scan.
+    pub packages: Vec<PathBuf>,
+    /// Repositories holding the build's environment packages (`-r`), read only for a build
+    /// with versioned shlib depends (the provides of its environment packages).
+    pub repository_append: Vec<String>,
+    /// Keys trusting them (`-k`).
+    pub keyring_append: Vec<String>,
+    /// Accept unsigned repositories.
+    pub ignore_signatures: bool,
+    /// Download cache of the resolver.
+    pub apk_cache_dir: Option<PathBuf>,
+}
+
+/// Run the SCA again over the given packages, in the order given.
 ///
 /// # Errors
 /// Unreadable packages, a build whose origin package (with its `.melange.yaml`) is neither
 /// given nor next to its subpackages, plan metadata that cannot go into a `.PKGINFO`.
-pub fn scan(packages: &[PathBuf]) -> Result<Vec<Scanned>, RebuildError> {
+pub async fn scan(opts: &ScanOptions) -> Result<Vec<Scanned>, RebuildError> {
+    let packages = &opts.packages;
     let spool = tempfile::tempdir().map_err(|e| package_error(Path::new("spool"), e))?;
     let mut builds: Vec<((String, String, String), Build)> = Vec::new();
     for path in packages {
@@ -94,20 +111,23 @@ pub fn scan(packages: &[PathBuf]) -> Result<Vec<Scanned>, RebuildError> {
     }
     let mut out = BTreeMap::new();
     for ((origin, version, _), build) in builds {
-        for s in scan_build(&origin, &version, build, spool.path())? {
+        let (build, record_path, rec) = complete(&origin, &version, build, spool.path())?;
+        let env = environment(opts, &rec, &record_path).await;
+        for s in rescan(build, &record_path, &rec, &env)? {
             out.insert(s.path.clone(), s);
         }
     }
     Ok(packages.iter().filter_map(|p| out.remove(p)).collect())
 }
 
-/// Scan one build: read its record and its siblings, then run the SCA.
-fn scan_build(
+/// One build's record (from the origin package, given or beside) and the siblings found
+/// next to the given packages.
+fn complete(
     origin: &str,
     version: &str,
     mut build: Build,
     spool: &Path,
-) -> Result<Vec<Scanned>, RebuildError> {
+) -> Result<(Build, PathBuf, Recorded), RebuildError> {
     let file_of = |name: &str| build.dir.join(format!("{name}-{version}.apk"));
     let (record_path, rec) = match build.record.take() {
         Some(r) => r,
@@ -142,16 +162,18 @@ fn scan_build(
             build.built.insert(name.to_string(), b);
         }
     }
-    let env = environment(&rec);
-    if env.versioned_shlib_deps && !env.installed.is_empty() {
-        tracing::warn!(
-            "{}: built with versioned shlib depends; the provides of its environment packages \
-             are not recorded, so so-ver: depends on them are left out of the scan",
-            record_path.display()
-        );
-    }
-    let infos = melange2_package::rescan(&rec.plan, &build.built, &env)
-        .map_err(|e| package_error(&record_path, e))?;
+    Ok((build, record_path, rec))
+}
+
+/// Run the SCA over one build and pair each given package with its result.
+fn rescan(
+    build: Build,
+    record_path: &Path,
+    rec: &Recorded,
+    env: &BuildEnvironment,
+) -> Result<Vec<Scanned>, RebuildError> {
+    let infos = melange2_package::rescan(&rec.plan, &build.built, env)
+        .map_err(|e| package_error(record_path, e))?;
     let mut out = Vec::new();
     for (path, name) in &build.given {
         let (Some(b), Some(info)) = (
@@ -175,13 +197,21 @@ fn scan_build(
     Ok(out)
 }
 
-/// What the SCA knows of the build environment: the locked packages (their provides are
-/// not recorded) and the versioned-shlib switch; `so:` depends are not checked against
-/// repositories (that only warns during a build).
-fn environment(rec: &Recorded) -> BuildEnvironment {
+/// What the SCA knows of the build environment: the locked packages and the
+/// versioned-shlib switch; `so:` depends are not checked against repositories (that only
+/// warns during a build). For a build with versioned shlib depends, the provides of the
+/// locked packages are read from the repositories (by name and checksum); the ones that
+/// cannot be found are named in a warning.
+async fn environment(opts: &ScanOptions, rec: &Recorded, record_path: &Path) -> BuildEnvironment {
     let lock = match &rec.env {
         RecordedEnv::Packages(l) => l,
         RecordedEnv::Rootfs { added, .. } => added,
+    };
+    let versioned = rec.settings.versioned_shlib_deps;
+    let provides = if versioned && !lock.packages.is_empty() {
+        locked_provides(opts, rec, lock, record_path).await
+    } else {
+        BTreeMap::new()
     };
     BuildEnvironment {
         installed: lock
@@ -190,10 +220,65 @@ fn environment(rec: &Recorded) -> BuildEnvironment {
             .map(|p| InstalledPackage {
                 name: p.name.clone(),
                 version: p.version.clone(),
-                provides: Vec::new(),
+                provides: provides.get(&p.name).cloned().unwrap_or_default(),
             })
             .collect(),
         repositories: None,
-        versioned_shlib_deps: rec.settings.versioned_shlib_deps,
+        versioned_shlib_deps: versioned,
     }
+}
+
+/// The provides of every locked package the repositories (the plan's and `-r`) still hold.
+async fn locked_provides(
+    opts: &ScanOptions,
+    rec: &Recorded,
+    lock: &melange2_resolve::Lock,
+    record_path: &Path,
+) -> BTreeMap<String, Vec<String>> {
+    let env = &rec.plan.environment;
+    let mut repositories = env.repositories.clone();
+    repositories.extend(env.build_repositories.iter().cloned());
+    repositories.extend(opts.repository_append.iter().cloned());
+    let mut keyring = env.keyring.clone();
+    keyring.extend(opts.keyring_append.iter().cloned());
+    let loaded = melange2_resolve::Repositories::load(&melange2_resolve::Options {
+        arch: rec.plan.arch.clone(),
+        repositories,
+        keyring,
+        ignore_signatures: opts.ignore_signatures,
+        cache_dir: opts.apk_cache_dir.clone(),
+        ..Default::default()
+    })
+    .await;
+    let mut found = BTreeMap::new();
+    match loaded {
+        Ok(repos) => {
+            for c in repos.universe().packages() {
+                let locked = lock
+                    .packages
+                    .iter()
+                    .any(|p| p.name == c.entry.name && p.checksum == c.entry.checksum);
+                if locked {
+                    found.insert(c.entry.name.clone(), c.entry.provides.clone());
+                }
+            }
+        }
+        Err(e) => tracing::warn!("{}: the repositories: {e}", record_path.display()),
+    }
+    let missing: Vec<&str> = lock
+        .packages
+        .iter()
+        .filter(|p| !found.contains_key(&p.name))
+        .map(|p| p.name.as_str())
+        .collect();
+    if !missing.is_empty() {
+        tracing::warn!(
+            "{}: built with versioned shlib depends, but the provides of environment packages \
+             {} are not in the repositories (give them with -r/-k): so-ver: depends on them \
+             are left out",
+            record_path.display(),
+            missing.join(", ")
+        );
+    }
+    found
 }

@@ -16,10 +16,31 @@ pub struct ScanArgs {
     /// .PKGINFO, and fail when there is one.
     #[arg(long)]
     pub diff: bool,
+    /// Repositories holding the build's environment packages: read only for a build with
+    /// versioned shlib depends, for the provides of its environment packages.
+    #[arg(short = 'r', long)]
+    pub repository_append: Vec<String>,
+    /// Keys trusting them (files, directories or URLs).
+    #[arg(short = 'k', long)]
+    pub keyring_append: Vec<String>,
+    /// Accept unsigned repository indexes.
+    #[arg(long)]
+    pub ignore_signatures: bool,
+    /// Download cache for indexes (default: ~/.cache/melange2/apk).
+    #[arg(long, value_name = "DIR", env = "MELANGE2_APK_CACHE_DIR")]
+    pub apk_cache_dir: Option<PathBuf>,
 }
 
 pub fn run(a: ScanArgs) -> anyhow::Result<()> {
-    let scanned = melange2_rebuild::scan::scan(&a.packages)?;
+    let opts = melange2_rebuild::scan::ScanOptions {
+        packages: a.packages,
+        repository_append: a.repository_append,
+        keyring_append: a.keyring_append,
+        ignore_signatures: a.ignore_signatures,
+        apk_cache_dir: a.apk_cache_dir,
+    };
+    let rt = tokio::runtime::Runtime::new()?;
+    let scanned = rt.block_on(melange2_rebuild::scan::scan(&opts))?;
     let mut out = std::io::stdout().lock();
     let mut changed = 0;
     for s in &scanned {

@@ -51,6 +51,8 @@ struct Fixture {
     recipe: PathBuf,
     src: PathBuf,
     out: PathBuf,
+    /// `provides` of the repository's greeting package.
+    provides: Vec<String>,
 }
 
 impl Fixture {
@@ -76,8 +78,9 @@ impl Fixture {
             t.add_dir("usr/share/greeting", 0o755).unwrap();
             t.add_file("usr/share/greeting/text", 0o644, text.as_bytes().to_vec())
                 .unwrap();
-            repo.add(&PkgInfo::new("greeting", version, "x86_64"), &t)
-                .unwrap();
+            let mut info = PkgInfo::new("greeting", version, "x86_64");
+            info.provides = self.provides.clone();
+            repo.add(&info, &t).unwrap();
         }
         repo.finish().unwrap();
     }
@@ -97,6 +100,10 @@ impl Fixture {
     }
 
     fn build(&self) -> Output {
+        self.build_cmd().output().unwrap()
+    }
+
+    fn build_cmd(&self) -> std::process::Command {
         let mut cmd = melange2();
         cmd.arg("build")
             .arg(&self.recipe)
@@ -106,7 +113,7 @@ impl Fixture {
             .arg("--out-dir")
             .arg(&self.out);
         self.common_args(&mut cmd, "cache-build", &self.url);
-        cmd.output().unwrap()
+        cmd
     }
 
     /// `melange2 rebuild` of `packages` into `out`, with `extra` flags.
@@ -172,6 +179,14 @@ fn serve_dir(root: PathBuf) -> String {
 /// A repository with greeting 1.0-r0 ("hello"), the recipe, its source directory, and the
 /// packages built from them.
 fn built() -> Fixture {
+    let f = fixture(RECIPE, &[]);
+    ok(&f.build(), "build");
+    f
+}
+
+/// A repository with greeting 1.0-r0 ("hello", with `provides`), `recipe` and its source
+/// directory (`notes.txt`), nothing built yet.
+fn fixture(recipe_text: &str, provides: &[&str]) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let repo_key = generate_key(2048, "repo.rsa").unwrap();
     let pubkey = dir.path().join("repo.rsa.pub");
@@ -184,7 +199,7 @@ fn built() -> Fixture {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let recipe = dir.path().join("greet.yaml");
-    std::fs::write(&recipe, RECIPE).unwrap();
+    std::fs::write(&recipe, recipe_text).unwrap();
     let src = dir.path().join("src");
     std::fs::create_dir(&src).unwrap();
     std::fs::write(src.join("notes.txt"), "some notes\n").unwrap();
@@ -198,9 +213,9 @@ fn built() -> Fixture {
         url,
         recipe,
         src,
+        provides: provides.iter().map(|p| p.to_string()).collect(),
     };
     f.write_repo(Some(("1.0-r0", "hello\n")));
-    ok(&f.build(), "build");
     f
 }
 
@@ -745,4 +760,56 @@ fn env_file_values_hidden_in_the_package_are_asked_for() {
         text.contains(&format!("{}: identical (byte for byte)", apk.display())),
         "{text}"
     );
+}
+
+#[test]
+fn scan_of_a_versioned_shlib_build_reads_provides_from_the_repositories() {
+    // greeting stands in for the C library; the package ships a host binary needing it.
+    let recipe = RECIPE.replace(
+        "cp notes.txt ${{targets.destdir}}/usr/share/greet/notes",
+        "cp notes.txt ${{targets.destdir}}/usr/share/greet/notes\n      \
+         cp true.bin ${{targets.destdir}}/usr/bin/greet-true",
+    );
+    let f = fixture(&recipe, &["so:libc.so.6=6", "so-ver:libc.so.6=1.0-r0"]);
+    std::fs::copy("/bin/true", f.src.join("true.bin")).unwrap();
+    let o = f
+        .build_cmd()
+        .env("MELANGE_VERSIONED_SHLIB_DEPENDS", "1")
+        .output()
+        .unwrap();
+    ok(&o, "versioned shlib build");
+    let greet = f.apk("greet");
+    let own = PackageReader::open(&greet).unwrap().pkginfo().render();
+    assert!(own.contains("depend = so-ver:libc.so.6>=1.0-r0\n"), "{own}");
+
+    // Without the repositories: a warning naming the packages, the so-ver depend left out.
+    let o = melange2()
+        .args(["scan", "--diff"])
+        .arg(&greet)
+        .output()
+        .unwrap();
+    let (out, err) = failed(&o, "scan --diff without the repositories");
+    assert!(
+        out.contains("-depend = so-ver:libc.so.6>=1.0-r0\n"),
+        "{out}"
+    );
+    assert!(
+        err.contains("the provides of environment packages")
+            && err.contains("greeting")
+            && err.contains("give them with -r/-k"),
+        "{err}"
+    );
+
+    // With them: the same .PKGINFO as the build's.
+    let o = melange2()
+        .args(["scan", "--diff", "-r", &f.url])
+        .arg("-k")
+        .arg(&f.pubkey)
+        .arg("--apk-cache-dir")
+        .arg(f.path("scan-cache"))
+        .arg(&greet)
+        .output()
+        .unwrap();
+    let out = stdout(ok(&o, "scan --diff with the repositories"));
+    assert_eq!(out, format!("{}: .PKGINFO unchanged\n", greet.display()));
 }
