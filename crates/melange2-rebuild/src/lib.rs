@@ -16,8 +16,10 @@
 //!   (which top-level keys of `.melange.yaml`), and every data entry (type, mode, owner,
 //!   size, mtime, link target, SHA-256, xattrs). Signatures are not compared (they depend on
 //!   the key). The rebuilt packages stay in [`RebuildOptions::out_dir`].
-//! * [`scan::scan`] runs the packager's SCA over built packages and gives the `.PKGINFO` it
-//!   would write, or its unified difference from the package's own.
+//! * [`scan::scan`] runs the packager's SCA over built packages (all packages of a build
+//!   together, siblings read from beside the given ones) and gives the `.PKGINFO` it would
+//!   write, or its unified difference from the package's own. Repositories are read only
+//!   for a build with versioned shlib depends (the provides of its locked environment).
 
 mod compare;
 mod original;
