@@ -504,6 +504,21 @@ fn the_rootfs_counts_by_content_and_a_directory_is_sent_once() {
         total >= busybox && total < 2 * busybox,
         "the rootfs went to the daemon once for both recipes: {s:?}"
     );
+    // The package's lock and the out-dir's records hold the rootfs's digest, not its path.
+    let apk = melange2_apk::PackageReader::open(&out.join("x86_64/one-1.0.0-r0.apk")).unwrap();
+    let yaml = String::from_utf8_lossy(&apk.control_files()[".melange.yaml"]).into_owned();
+    assert!(yaml.contains(r#""bootstrap-rootfs": "sha256:"#), "{yaml}");
+    let records = out.join("x86_64/.melange2-records");
+    let mut texts = vec![yaml];
+    for e in std::fs::read_dir(&records).unwrap() {
+        texts.push(std::fs::read_to_string(e.unwrap().path()).unwrap());
+    }
+    assert!(texts.len() >= 3, "two records: {}", records.display());
+    let path = f.rootfs.display().to_string();
+    assert!(
+        texts.iter().all(|t| !t.contains(&path)),
+        "the rootfs path {path} is recorded"
+    );
     // The same tree at another path is the same input.
     let moved = f.dir.path().join("moved");
     copy_tree(&f.rootfs, &moved);
