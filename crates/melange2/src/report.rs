@@ -11,7 +11,7 @@ pub fn one_line(e: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in e.chain() {
         let text = cause.to_string();
-        if text.is_empty() || out.contains(&text) {
+        if text.is_empty() || says(&out, &text) {
             continue;
         }
         if !out.is_empty() {
@@ -22,9 +22,23 @@ pub fn one_line(e: &anyhow::Error) -> String {
     out
 }
 
+/// True when `text` appears in `out` as a whole part of it: at the start or after `": "`
+/// or `"("`, and at the end or before `": "`, `")"` or `" ("` (not inside a word).
+fn says(out: &str, text: &str) -> bool {
+    out.match_indices(text).any(|(at, _)| {
+        let (before, after) = (&out[..at], &out[at + text.len()..]);
+        let starts = before.is_empty() || before.ends_with(": ") || before.ends_with('(');
+        let ends = after.is_empty()
+            || after.starts_with(": ")
+            || after.starts_with(')')
+            || after.starts_with(" (");
+        starts && ends
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::one_line;
+    use super::{one_line, says};
 
     /// An error whose message includes its cause, which it also returns as its source.
     #[derive(Debug)]
@@ -58,5 +72,18 @@ mod tests {
         assert_eq!(one_line(&e), "resolving: x.apk: not signed");
         let plain = anyhow::anyhow!("a").context("b");
         assert_eq!(one_line(&plain), "b: a");
+        // A cause that only appears inside a word of the message is still said.
+        let e = anyhow::anyhow!("timed out").context("GET http://x/timed outage.apk");
+        assert_eq!(one_line(&e), "GET http://x/timed outage.apk: timed out");
+    }
+
+    #[test]
+    fn whole_parts_only() {
+        assert!(says("f: not signed", "not signed"));
+        assert!(says("not signed: f", "not signed"));
+        assert!(says("f (not signed)", "not signed"));
+        assert!(says("f: not signed (gave up)", "not signed"));
+        assert!(!says("f: not signedness", "not signed"));
+        assert!(!says("f: xnot signed", "not signed"));
     }
 }
