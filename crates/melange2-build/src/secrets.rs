@@ -23,7 +23,7 @@ use crate::BuildError;
 pub const MIN_ENV_FILE_MASK: usize = 8;
 
 /// The secrets of a run.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct BuildSecrets {
     /// `--secret`s with their values.
     pub secrets: Vec<Secret>,
@@ -33,6 +33,17 @@ pub struct BuildSecrets {
     env_file_digest: String,
     /// Masks both in step output.
     pub redactor: Redactor,
+}
+
+/// Names only: no value of a secret or an `--env-file`.
+impl std::fmt::Debug for BuildSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildSecrets")
+            .field("secrets", &self.secrets)
+            .field("env_file", &self.env_file.keys().collect::<Vec<_>>())
+            .field("redactor", &self.redactor)
+            .finish()
+    }
 }
 
 impl BuildSecrets {
@@ -190,6 +201,11 @@ mod tests {
         assert_eq!(public.environment.env["MODE"], "from-the-recipe");
         assert_eq!(public.pipeline[0].env["TOKEN"], MASK);
         assert_eq!(public.pipeline[0].env["OTHER"], "x");
+        let debug = format!("{s:?}");
+        assert!(
+            debug.contains("TOKEN") && !debug.contains("tok-1234567890"),
+            "{debug}"
+        );
         let json = serde_json::to_string(&public).unwrap();
         assert!(!json.contains("tok-1234567890"), "{json}");
         let flags = s.flags();
