@@ -104,9 +104,14 @@ impl Fixture {
     }
 
     fn build_cmd(&self) -> std::process::Command {
+        self.build_cmd_of(&self.recipe)
+    }
+
+    /// `melange2 build` of `recipe` with the fixture's repository, key and source directory.
+    fn build_cmd_of(&self, recipe: &Path) -> std::process::Command {
         let mut cmd = melange2();
         cmd.arg("build")
-            .arg(&self.recipe)
+            .arg(recipe)
             .args(["--arch", "x86_64", "--build-date", "1700000000"])
             .arg("--source-dir")
             .arg(&self.src)
@@ -304,6 +309,31 @@ fn a_package_rebuilt_from_itself_is_identical() {
         "{out}"
     );
 
+    // Two builds in one run (hail and hail-doc beside greet): each origin rebuilt once,
+    // results in the order given.
+    let other = f.path("other.yaml");
+    std::fs::write(&other, RECIPE.replace("name: greet", "name: hail")).unwrap();
+    ok(&f.build_cmd_of(&other).output().unwrap(), "build of hail");
+    let hail = f.apk("hail");
+    let o = f.rebuild(
+        &[hail.clone(), greet.clone()],
+        "rebuilt-two",
+        &["--source-dir", &src],
+    );
+    let out = stdout(ok(&o, "rebuild of two origins"));
+    let order: Vec<&str> = out
+        .lines()
+        .map(|l| l.split(':').next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        order,
+        [hail.display().to_string(), greet.display().to_string()],
+        "{out}"
+    );
+    for line in out.lines() {
+        assert!(line.contains(": identical (byte for byte)"), "{out}");
+    }
+
     // Never over the originals.
     let o = melange2()
         .arg("rebuild")
@@ -434,6 +464,20 @@ fn missing_inputs_are_named_together() {
     let (_, err) = failed(&o, "rebuild of a foreign package");
     assert!(
         err.contains(&foreign.display().to_string()) && err.contains("no .melange.yaml"),
+        "{err}"
+    );
+
+    // A subpackage without its origin package beside it.
+    let lone = f.path("lone");
+    std::fs::create_dir(&lone).unwrap();
+    let lone_doc = lone.join("greet-doc-1.0.0-r0.apk");
+    std::fs::copy(f.apk("greet-doc"), &lone_doc).unwrap();
+    let o = f.rebuild(std::slice::from_ref(&lone_doc), "r4", &[]);
+    let (_, err) = failed(&o, "rebuild of a lone subpackage");
+    assert!(
+        err.contains(&lone_doc.display().to_string())
+            && err.contains("a subpackage of greet")
+            && err.contains(&lone.join("greet-1.0.0-r0.apk").display().to_string()),
         "{err}"
     );
 }
