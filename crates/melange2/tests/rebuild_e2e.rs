@@ -480,19 +480,40 @@ fn missing_inputs_are_named_together() {
             && err.contains(&lone.join("greet-1.0.0-r0.apk").display().to_string()),
         "{err}"
     );
+
+    // A package written by another melange2 version: rebuilt all the same, with a note,
+    // and its recorded version is a difference of .melange.yaml.
+    let old_dir = f.path("old/x86_64");
+    std::fs::create_dir_all(&old_dir).unwrap();
+    let old = old_dir.join("greet-1.0.0-r0.apk");
+    repack(&greet, &old, |_, yaml| {
+        yaml["build"]["melange2"] = "0.0.1".into()
+    });
+    let src = f.src.to_str().unwrap().to_string();
+    let o = f.rebuild(std::slice::from_ref(&old), "r5", &["--source-dir", &src]);
+    let (out, _) = failed(&o, "rebuild of an older melange2's package");
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        out.contains(&format!(
+            "greet (x86_64): note: built by melange2 0.0.1, rebuilt by melange2 {version}"
+        )) && out.contains("control .melange.yaml: differs in build"),
+        "{out}"
+    );
 }
 
 /// The package's data and control files written again with another `.PKGINFO`.
-fn repack(apk: &Path, dest: &Path, change: impl FnOnce(&mut PkgInfo)) {
+fn repack(apk: &Path, dest: &Path, change: impl FnOnce(&mut PkgInfo, &mut serde_json::Value)) {
     let reader = PackageReader::open(apk).unwrap();
     let mut info = reader.pkginfo().clone();
-    let control = melange2_apk::ControlFiles {
-        melange_yaml: reader.control_files().get(".melange.yaml").cloned(),
-        ..Default::default()
-    };
+    let mut yaml: serde_json::Value =
+        serde_json::from_slice(&reader.control_files()[".melange.yaml"]).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     reader.extract_to(tmp.path()).unwrap();
-    change(&mut info);
+    change(&mut info, &mut yaml);
+    let control = melange2_apk::ControlFiles {
+        melange_yaml: Some(serde_json::to_vec_pretty(&yaml).unwrap()),
+        ..Default::default()
+    };
     let tree = PackageTree::from_dir(tmp.path()).unwrap();
     melange2_apk::write_package(
         &tree,
@@ -554,7 +575,7 @@ fn scan_prints_the_pkginfo_and_its_difference() {
     let forged = forged_dir.join("greet-1.0.0-r0.apk");
     let before = PackageReader::open(&greet).unwrap().pkginfo().clone();
     assert!(!before.provides.is_empty(), "{}", own(&greet));
-    repack(&greet, &forged, |i| {
+    repack(&greet, &forged, |i, _| {
         i.provides.clear();
         i.depends.push("nothing-needs-this".into());
     });
