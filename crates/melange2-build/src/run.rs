@@ -98,6 +98,10 @@ pub struct BuildOptions {
     /// Resolve the environment to exactly these packages (by name and checksum), as
     /// `melange2 rebuild` does; a package the repositories no longer offer is an error.
     pub environment_pin: Option<melange2_resolve::Lock>,
+    /// When a step fails: a shell in its container (`--interactive`) or its root filesystem
+    /// written out (`--export-on-failure`); the build then fails with that step's failure
+    /// (docs/debug.md).
+    pub on_failure: Option<melange2_buildkit::debug::OnFailure>,
 }
 
 /// One recipe's cache reference: the tag of `ref` (default `melange2`) followed by the
@@ -484,6 +488,10 @@ async fn solve_and_package(
                 .iter()
                 .map(|c| recipe_cache(c, n.recipe(), n.arch()))
                 .collect(),
+            on_failure: opts.on_failure.clone().map(|action| {
+                let label = format!("{}/{}", n.recipe(), n.arch());
+                melange2_buildkit::debug::failure_hook(action, label)
+            }),
             ..Default::default()
         },
         &mut forward,

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use melange2_buildkit::debug::{ExportFormat, OnFailure};
 use melange2_buildkit::progress::ProgressMode;
 
 use crate::cmd_buildkit::DaemonArgs;
@@ -131,6 +132,16 @@ pub struct BuildArgs {
     /// Import build cache (same syntax and per-recipe tags as --cache-to).
     #[arg(long, value_name = "OPTIONS")]
     pub cache_from: Vec<String>,
+    /// When a step fails, open a shell in its container as it was at the failure (needs a
+    /// terminal); leaving the shell ends the build with the step's failure.
+    #[arg(long, conflicts_with = "export_on_failure")]
+    pub interactive: bool,
+    /// When a step fails, write its root filesystem to --export-ref: tarball or dir.
+    #[arg(long, value_name = "tarball|dir", requires = "export_ref")]
+    pub export_on_failure: Option<melange2_buildkit::debug::ExportFormat>,
+    /// Where --export-on-failure writes (a tar file, or a new or empty directory).
+    #[arg(long, value_name = "PATH", requires = "export_on_failure")]
+    pub export_ref: Option<PathBuf>,
     #[command(flatten)]
     pub daemon: DaemonArgs,
 }
@@ -215,6 +226,28 @@ fn parse_build_date(s: &str) -> anyhow::Result<u64> {
     u64::try_from(secs).map_err(|_| bad())
 }
 
+/// What a failed step leads to: `--interactive` needs a terminal on stdin and stdout.
+fn on_failure(
+    interactive: bool,
+    export: Option<ExportFormat>,
+    export_ref: Option<PathBuf>,
+) -> anyhow::Result<Option<OnFailure>> {
+    use std::io::IsTerminal;
+    if interactive {
+        if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+            anyhow::bail!(
+                "--interactive needs a terminal (stdin and stdout): it opens a shell in the \
+                 failed step; without one, use --export-on-failure=tarball|dir --export-ref PATH"
+            );
+        }
+        return Ok(Some(OnFailure::Interactive));
+    }
+    Ok(match (export, export_ref) {
+        (Some(format), Some(path)) => Some(OnFailure::Export { format, path }),
+        _ => None,
+    })
+}
+
 /// The flags every build of the run shares.
 fn build_options(a: BuildArgs) -> anyhow::Result<melange2_build::BuildOptions> {
     let cache_to = a
@@ -227,7 +260,16 @@ fn build_options(a: BuildArgs) -> anyhow::Result<melange2_build::BuildOptions> {
         .iter()
         .map(|c| melange2_buildkit::CacheOption::parse_import(c))
         .collect::<Result<Vec<_>, _>>()?;
+    let on_failure = on_failure(a.interactive, a.export_on_failure, a.export_ref)?;
+    let progress = match (&on_failure, a.progress) {
+        // the shell takes the terminal: no live display redrawing over it
+        (Some(OnFailure::Interactive), ProgressMode::Auto | ProgressMode::Tty) => {
+            ProgressMode::Plain
+        }
+        (_, p) => p,
+    };
     Ok(melange2_build::BuildOptions {
+        on_failure,
         archs: a.arch,
         out_dir: a.out_dir,
         signing_key: a.signing_key,
@@ -245,7 +287,7 @@ fn build_options(a: BuildArgs) -> anyhow::Result<melange2_build::BuildOptions> {
         pipeline_dirs: a.pipeline_dir,
         generate_index: a.generate_index,
         debug: a.debug,
-        progress: a.progress,
+        progress,
         source_date_epoch: a.build_date.as_deref().map(parse_build_date).transpose()?,
         timeout: a.timeout.as_deref().map(parse_timeout).transpose()?,
         ignore_signatures: a.ignore_signatures,
