@@ -200,7 +200,13 @@ fn interactive_shell_opens_in_the_failed_step_on_a_terminal() {
     let (dir, repo, nonce) = setup();
     let recipe = failing_recipe(dir.path(), &nonce);
     let bin = env!("CARGO_BIN_EXE_melange2");
-    let args = build_args(dir.path(), &repo, &recipe, &["--interactive"]);
+    let secret = ["--secret", "id=tok,env=DEBUG_E2E_TOKEN,as-env=TOKEN"];
+    let args = build_args(
+        dir.path(),
+        &repo,
+        &recipe,
+        &["--interactive", secret[0], secret[1]],
+    );
     let cmd = std::iter::once(bin.to_string())
         .chain(args)
         .map(|a| sh_quote(&a))
@@ -213,6 +219,7 @@ fn interactive_shell_opens_in_the_failed_step_on_a_terminal() {
             &format!("stty rows 33 cols 101; exec {cmd}"),
             "/dev/null",
         ])
+        .env("DEBUG_E2E_TOKEN", format!("tok-{nonce}"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -225,6 +232,12 @@ fn interactive_shell_opens_in_the_failed_step_on_a_terminal() {
         .write_all(b"cat left-behind.txt; echo \"at=$(pwd) uid=$(id -u)\"; stty size; echo size=$(stty size </dev/tty)\n")
         .unwrap();
     let shown = wait_for(&seen, "size=33 101", Duration::from_secs(60));
+    // the step's secret is mounted again and its secret variable set
+    stdin
+        .write_all(b"echo \"secret=$(cat /run/secrets/tok) var=$TOKEN\"\n")
+        .unwrap();
+    let with_secret = format!("secret=tok-{nonce} var=tok-{nonce}");
+    wait_for(&seen, &with_secret, Duration::from_secs(15));
     // Ctrl-C reaches the process in the shell, not melange2: the sleep ends, the shell stays
     stdin.write_all(b"sleep 30; echo NOT-$((2+3))\n").unwrap();
     std::thread::sleep(Duration::from_secs(1));
