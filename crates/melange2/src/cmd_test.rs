@@ -86,8 +86,8 @@ pub fn run(a: TestArgs) -> anyhow::Result<()> {
         buildkit_addr: addr,
         tls,
     };
-    let rt = tokio::runtime::Runtime::new()?;
-    let report = rt.block_on(melange2_test::test(&opts))?;
+    // SIGINT/SIGTERM cancel the test runs and remove partial downloads (docs/build.md)
+    let report = melange2_interrupt::block_on(melange2_test::test(&opts))??;
     eprint!("{}", report.failure_details());
     print!("{report}");
     std::io::stdout().flush()?;

@@ -233,6 +233,51 @@ fn a_signal_cancels_the_build_and_leaves_the_out_dir_as_it_was() {
     }
 }
 
+/// `melange2 test` stopped by SIGTERM while a test step sleeps: it exits 143 and says so.
+#[test]
+fn a_signal_cancels_melange2_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = signed_repo(dir.path(), &[]);
+    let nonce = format!("test-{}", std::process::id());
+    let recipe = dir.path().join("busybox.yaml");
+    std::fs::write(
+        &recipe,
+        format!(
+            "package:\n  name: busybox\n  version: 1.35.0\n  epoch: 0\n  description: bb\n  \
+             copyright:\n    - license: MIT\ntest:\n  environment:\n    contents:\n      \
+             packages: [busybox]\n  pipeline:\n    - name: sleeping\n      runs: |\n        \
+             : {nonce}\n        sleep 600\n"
+        ),
+    )
+    .unwrap();
+    let mut c = melange2();
+    c.arg("test")
+        .arg(&recipe)
+        .args(["--arch", "x86_64", "--progress", "rawjson"])
+        .arg("-r")
+        .arg(&r.repo)
+        .arg("-k")
+        .arg(&r.pubkey)
+        .arg("--apk-cache-dir")
+        .arg(dir.path().join("apk-cache"))
+        .args(["--buildkit-addr", &daemon()])
+        .env_remove("BUILDKIT_HOST")
+        .current_dir(dir.path());
+    let mut run = Run::spawn(c);
+    // the test steps run in one container, which logs each step as it starts
+    run.until("the sleeping test step started", |l| {
+        l.contains("melange2-test: step 1/1: sleeping")
+    });
+    send(&run.child, "-TERM");
+    let (status, err) = run.finish();
+    assert_eq!(status.code(), Some(143), "{status}\n{err}");
+    assert!(err.contains("interrupted by SIGTERM"), "{err}");
+    assert!(
+        leftovers(&dir.path().join("apk-cache"), &[".download-", ".tmp-"]).is_empty(),
+        "{err}"
+    );
+}
+
 /// A build killed outright (SIGKILL: no clean-up) leaves its staging directory; the next build
 /// into the same out-dir sweeps it when it stages its own output, and the index keeps both
 /// packages.
