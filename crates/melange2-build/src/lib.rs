@@ -32,7 +32,7 @@ pub mod support;
 pub use context::{BuildContext, EnvSource, NodeInputs};
 pub use melange2_fingerprint::Reason;
 pub use run::{BuildOptions, NodeOutput, execute, recipe_cache};
-pub use settings::{BuildSettings, source_digest};
+pub use settings::BuildSettings;
 pub use support::find_config;
 
 /// Errors of a build.

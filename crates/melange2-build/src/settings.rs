@@ -4,7 +4,6 @@
 //! (see `docs/rebuild.md`).
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::context::{BuildContext, NodeInputs};
 
@@ -40,16 +39,12 @@ pub struct BuildSettings {
     /// `--lint-warn`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lint_warn: Vec<String>,
-    /// Content digest of the source directory (`sha256:…`), when one was copied in.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source_dir: Option<String>,
-}
-
-/// One digest of a source directory's per-file digests (as [`melange2_fingerprint::Inputs`]
-/// holds them), to compare a source directory with the one a package was built from.
-pub fn source_digest(files: &std::collections::BTreeMap<String, String>) -> String {
-    let json = serde_json::to_vec(files).unwrap_or_default();
-    format!("sha256:{}", hex::encode(Sha256::digest(&json)))
+    /// Whether a source directory was copied in. Only that it was, not its content digest:
+    /// a digest would give the package new bytes whenever any file of the directory changes,
+    /// even one nothing installs, and so rebuild everything that depends on the package
+    /// (docs/tree.md); `rebuild` shows a different source through the files that differ.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub source_dir: bool,
 }
 
 impl BuildSettings {
@@ -68,10 +63,7 @@ impl BuildSettings {
             debug: o.debug,
             lint_require: o.lint_require.clone(),
             lint_warn: o.lint_warn.clone(),
-            source_dir: n
-                .source_dir
-                .as_ref()
-                .map(|_| source_digest(&n.inputs.source)),
+            source_dir: n.source_dir.is_some(),
         }
     }
 }

@@ -4,12 +4,14 @@
 //! Contract:
 //! * [`rebuild`] reads each given `.apk` and the `.melange.yaml` of its origin (the compiled
 //!   plan, the environment lock and the build settings: build date, namespace, SBOM origin,
-//!   versioned shlib depends, cache mounts, debug, linters, source-directory digest). The
+//!   versioned shlib depends, cache mounts, debug, linters, whether a source directory was
+//!   copied in). The
 //!   packages of one origin are rebuilt by one build, for the recorded architecture.
 //! * The environment is pinned to the lock, by name and control checksum (whichever
 //!   repository has the package now); a locked package that is gone or whose content
-//!   changed, a bootstrap rootfs or a source directory whose digest differs, or one that is
-//!   not given, stops the rebuild before anything runs, naming every such input.
+//!   changed, a bootstrap rootfs whose digest differs, or a rootfs or source directory that
+//!   is not given, stops the rebuild before anything runs, naming every such input. A
+//!   source directory's content is not recorded: another source shows in the comparison.
 //!   [`RebuildOptions::update_environment`] resolves the environment anew instead and reports
 //!   what changed in it.
 //! * Each given package is compared with its rebuild: `.PKGINFO` fields, other control files

@@ -430,7 +430,7 @@ fn missing_inputs_are_named_together() {
     let o = f.rebuild(std::slice::from_ref(&greet), "r1", &[]);
     let (_, err) = failed(&o, "rebuild without its inputs");
     assert!(
-        err.contains("the source directory (content sha256:")
+        err.contains("the build had a source directory, which is not given")
             && err.contains("pass it with --source-dir"),
         "{err}"
     );
@@ -439,24 +439,29 @@ fn missing_inputs_are_named_together() {
         "{err}"
     );
 
-    // A source directory with other content.
+    // A source directory with other content: the rebuild runs and the subpackage that
+    // installs the changed file differs; the main package, which does not, is identical.
     f.write_repo(Some(("1.0-r0", "hello\n")));
     let other = f.path("other-src");
     std::fs::create_dir(&other).unwrap();
     std::fs::write(other.join("notes.txt"), "other notes\n").unwrap();
+    let doc = f.apk("greet-doc");
     let o = f.rebuild(
-        std::slice::from_ref(&greet),
+        &[greet.clone(), doc.clone()],
         "r2",
         &["--source-dir", other.to_str().unwrap()],
     );
-    let (_, err) = failed(&o, "rebuild with another source directory");
+    let (out, err) = failed(&o, "rebuild with another source directory");
     assert!(
-        err.contains(&format!(
-            "source directory {} has content sha256:",
-            other.display()
-        )) && err.contains("the package was built from sha256:"),
+        err.contains("1 of 2 packages differ from their rebuild"),
         "{err}"
     );
+    assert!(
+        out.contains(&format!("{}: DIFFERS from its rebuild", doc.display()))
+            && !out.contains(&format!("{}: DIFFERS", greet.display())),
+        "{out}"
+    );
+    assert!(out.contains("changed usr/share/doc/greet-notes:"), "{out}");
 
     // A package melange2 did not build (no .melange.yaml).
     let foreign = f.path("repo/x86_64/greeting-1.0-r0.apk");
