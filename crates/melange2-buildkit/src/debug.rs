@@ -154,8 +154,10 @@ async fn attach(ctr: &Container, spec: ProcessSpec) -> Result<u32, BuildkitError
         input.resize(rows, cols).await?;
     }
     let stop = Arc::new(AtomicBool::new(false));
+    // Also when the build is cancelled while the shell runs: the thread stops reading.
+    let _stop_on_drop = StopOnDrop(stop.clone());
     let reader = forward_stdin(input.clone(), stop.clone());
-    let winch = tokio::spawn(follow_window_size(input));
+    let winch = AbortOnDrop(tokio::spawn(follow_window_size(input)));
     let mut code = 255;
     let mut out = std::io::stdout();
     let result = loop {
@@ -169,9 +171,27 @@ async fn attach(ctr: &Container, spec: ProcessSpec) -> Result<u32, BuildkitError
         }
     };
     stop.store(true, Ordering::SeqCst);
-    winch.abort();
+    drop(winch);
     let _ = reader.join();
     result
+}
+
+/// Ends its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Sets its flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 /// Read this terminal's input on a thread of its own (it polls, so it ends soon after `stop`
