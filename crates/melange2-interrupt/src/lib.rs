@@ -175,6 +175,16 @@ fn shut_down(rt: tokio::runtime::Runtime, first: Signal) {
 mod tests {
     use super::*;
 
+    /// The signal a test sends goes to the whole test process, so every handler installed at
+    /// that moment sees it: the tests that run [`block_on`] take turns.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        SERIAL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     #[test]
     fn exit_codes_are_128_plus_the_signal() {
         for s in [Signal::Interrupt, Signal::Terminate] {
@@ -186,6 +196,7 @@ mod tests {
 
     #[test]
     fn output_without_a_signal_waits_for_blocking_tasks() {
+        let _turn = serial();
         let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let f = flag.clone();
         let out = block_on(async move {
@@ -205,6 +216,7 @@ mod tests {
     /// whose input ends when the tasks feeding it are dropped.
     #[test]
     fn a_signal_cancels_and_waits_for_the_clean_up() {
+        let _turn = serial();
         use std::sync::atomic::{AtomicBool, Ordering};
         let cleaned = std::sync::Arc::new(AtomicBool::new(false));
         let c = cleaned.clone();
