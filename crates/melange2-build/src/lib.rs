@@ -19,6 +19,9 @@
 //!   `/run/secrets/<id>` (and optionally an environment variable) through the session, never
 //!   in the graph; `--env-file` values are shown as `***` in `.melange.yaml` and the records
 //!   (names and a digest only); both are masked in step output and logs.
+//! * [`BuildOptions::on_failure`]: when a step fails, a shell in its container on this
+//!   terminal (`--interactive`) or its root filesystem written out (`--export-on-failure`),
+//!   through BuildKit's gateway; the build then fails with the step's error (`docs/debug.md`).
 
 pub mod bootstrap;
 mod context;
