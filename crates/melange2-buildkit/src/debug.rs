@@ -3,6 +3,7 @@
 //! (`--export-on-failure`). Both run from a [`FailureHook`], while the daemon still holds the
 //! step's mounts as they were at the failure.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
@@ -305,11 +306,68 @@ pub async fn export(
     path: &Path,
 ) -> Result<usize, BuildkitError> {
     let ctr = step.container().await?;
-    let written = export_container(&ctr, format, path).await;
+    let owners = owners(&ctr, step).await;
+    let written = export_container(&ctr, &owners, format, path).await;
     let released = ctr.release().await;
     let n = written?;
     released?;
     Ok(n)
+}
+
+/// Owner and group of every entry not owned by root, by path relative to `/`.
+type Owners = BTreeMap<String, (u32, u32)>;
+
+/// Lists what root does not own, as `uid gid /path` lines (GNU or busybox find and stat).
+const OWNERS_SCRIPT: &str = "if command -v find >/dev/null 2>&1 && command -v stat >/dev/null 2>&1; \
+     then f=find; s=stat; else f='busybox find'; s='busybox stat'; fi; \
+     $f / -xdev \\( ! -user 0 -o ! -group 0 \\) -exec $s -c '%u %g %n' {} +";
+
+/// The owners the daemon's ReadDir does not report, asked of the container itself (its
+/// first process, so it runs before the walk); empty, with a warning, when it has no shell,
+/// `find` or `stat`: everything is then written owned by root.
+async fn owners(ctr: &Container, step: &FailedStep) -> Owners {
+    let listed = async {
+        let mut spec = step_process(
+            step,
+            vec!["/bin/sh".into(), "-c".into(), OWNERS_SCRIPT.into()],
+            false,
+        )?;
+        spec.user = "0:0".into();
+        let (code, out) = ctr.start(spec).await?.wait_output().await?;
+        let text = String::from_utf8_lossy(out.get(&1).map_or(&[][..], |v| v)).into_owned();
+        let errors = String::from_utf8_lossy(out.get(&2).map_or(&[][..], |v| v)).into_owned();
+        match code {
+            0 => Ok(parse_owners(&text)),
+            _ => Err(BuildkitError::Debug(format!(
+                "exit code {code}: {}",
+                errors.trim()
+            ))),
+        }
+    };
+    match listed.await {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::warn!(
+                "owners of the exported files not read ({e}); all are written as root's"
+            );
+            eprintln!(
+                "melange2: could not read the owners of the failed step's files ({e}); the export has them all owned by root"
+            );
+            Owners::new()
+        }
+    }
+}
+
+fn parse_owners(text: &str) -> Owners {
+    text.lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, ' ');
+            let uid = parts.next()?.parse().ok()?;
+            let gid = parts.next()?.parse().ok()?;
+            let path = parts.next()?.trim_start_matches('/');
+            (!path.is_empty()).then(|| (path.to_string(), (uid, gid)))
+        })
+        .collect()
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> BuildkitError + '_ {
@@ -318,6 +376,7 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> BuildkitError + '_ {
 
 async fn export_container(
     ctr: &Container,
+    owners: &Owners,
     format: ExportFormat,
     path: &Path,
 ) -> Result<usize, BuildkitError> {
@@ -325,7 +384,7 @@ async fn export_container(
         ExportFormat::Tarball => {
             let file = std::fs::File::create(path).map_err(io_err(path))?;
             let mut tar = tar::Builder::new(std::io::BufWriter::new(file));
-            let n = write_tree(ctr, &mut tar, path).await?;
+            let n = write_tree(ctr, &mut tar, path, owners).await?;
             tar.into_inner()
                 .and_then(|mut w| w.flush())
                 .map_err(io_err(path))?;
@@ -347,7 +406,7 @@ async fn export_container(
             // The tree goes through a tar next to it, unpacked with modes and owners.
             let spool = tempfile::tempfile().map_err(io_err(path))?;
             let mut tar = tar::Builder::new(spool);
-            let n = write_tree(ctr, &mut tar, path).await?;
+            let n = write_tree(ctr, &mut tar, path, owners).await?;
             let mut spool = tar.into_inner().map_err(io_err(path))?;
             std::io::Seek::rewind(&mut spool).map_err(io_err(path))?;
             let mut ar = tar::Archive::new(spool);
@@ -391,6 +450,7 @@ async fn write_tree<W: Write>(
     ctr: &Container,
     tar: &mut tar::Builder<W>,
     dest: &Path,
+    owners: &Owners,
 ) -> Result<usize, BuildkitError> {
     let mut dirs = vec![String::new()];
     let mut n = 0;
@@ -406,7 +466,7 @@ async fn write_tree<W: Write>(
             } else {
                 format!("{dir}/{}", st.path)
             };
-            if append_entry(ctr, tar, &rel, &st, dest).await? {
+            if append_entry(ctr, tar, &rel, &st, dest, owners).await? {
                 n += 1;
             }
             if st.mode & go_mode::DIR != 0 {
@@ -418,18 +478,20 @@ async fn write_tree<W: Write>(
 }
 
 /// One entry; `false` for what is not exported (devices: the daemon reports no device
-/// numbers; sockets). The daemon's ReadDir reports no owners either: entries are root's.
+/// numbers; sockets). Owners come from `owners` (the daemon's ReadDir reports none).
 async fn append_entry<W: Write>(
     ctr: &Container,
     tar: &mut tar::Builder<W>,
     rel: &str,
     st: &Stat,
     dest: &Path,
+    owners: &Owners,
 ) -> Result<bool, BuildkitError> {
     let mut h = tar::Header::new_gnu();
     h.set_mode(unix_perm(st.mode));
-    h.set_uid(u64::from(st.uid));
-    h.set_gid(u64::from(st.gid));
+    let (uid, gid) = owners.get(rel).copied().unwrap_or((st.uid, st.gid));
+    h.set_uid(u64::from(uid));
+    h.set_gid(u64::from(gid));
     h.set_mtime(u64::try_from(st.mod_time / 1_000_000_000).unwrap_or(0));
     h.set_size(0);
     let m = st.mode;
@@ -462,6 +524,14 @@ async fn append_entry<W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn owner_lines_by_path() {
+        let o = parse_owners("1000 1000 /home/build\n0 42 /etc/shadow file\nnoise\n1 2 /\n");
+        assert_eq!(o.len(), 2);
+        assert_eq!(o["home/build"], (1000, 1000));
+        assert_eq!(o["etc/shadow file"], (0, 42));
+    }
 
     #[test]
     fn go_modes_become_unix_permissions() {

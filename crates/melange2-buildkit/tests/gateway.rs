@@ -155,8 +155,8 @@ async fn a_gateway_build_that_succeeds_exports_as_usual() {
 }
 
 /// A step that leaves files behind (a regular file, a symlink, a setuid file, a directory
-/// given to 1000, whose owner the export does not keep: the daemon's ReadDir reports none) and
-/// fails, run with `on_failure` doing `action`.
+/// given to 1000, whose owner the export reads from the container: the daemon's ReadDir
+/// reports none) and fails, run with `on_failure` doing `action`.
 async fn fail_with(action: OnFailure, nonce: &str) -> BuildkitError {
     let c = client().await;
     let script = format!(
@@ -216,6 +216,9 @@ async fn export_on_failure_writes_the_failed_root_filesystem_as_a_tarball() {
     let (out, _) = &seen["work/out"];
     assert_eq!(out.entry_type(), tar::EntryType::Directory);
     assert_eq!(out.mode().unwrap(), 0o755);
+    assert_eq!((out.uid().unwrap(), out.gid().unwrap()), (1000, 1000));
+    let (marker_h, _) = &seen["work/out/marker"];
+    assert_eq!((marker_h.uid().unwrap(), marker_h.gid().unwrap()), (0, 0));
     assert_eq!(
         seen["bin/busybox"].1,
         std::fs::read("/bin/busybox").unwrap()
@@ -224,7 +227,7 @@ async fn export_on_failure_writes_the_failed_root_filesystem_as_a_tarball() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn export_on_failure_writes_the_failed_root_filesystem_as_a_directory() {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("rootfs");
     let nonce = format!("{:?}", std::time::SystemTime::now());
@@ -243,7 +246,8 @@ async fn export_on_failure_writes_the_failed_root_filesystem_as_a_directory() {
     );
     let suid = std::fs::metadata(path.join("work/suid")).unwrap();
     assert_eq!(suid.permissions().mode() & 0o7777, 0o4755);
-    assert!(std::fs::metadata(path.join("work/out")).unwrap().is_dir());
+    let out = std::fs::metadata(path.join("work/out")).unwrap();
+    assert_eq!((out.uid(), out.gid()), (1000, 1000));
 
     // a second failure does not write into a directory that is not empty
     let again = OnFailure::Export {
