@@ -51,6 +51,11 @@ pub(crate) fn is_pruned(pruned: &[String], path: &str) -> bool {
 /// More rounds than any real file needs; a guard against a fix that changes nothing.
 const MAX_ROUNDS: usize = 500;
 
+/// Most text re-read while going on after problems (each round re-reads the whole
+/// document): 500 rounds of a file up to 128 KiB, a handful of a 16 MiB one. Past it the
+/// problems found so far are reported, with a note that the search stopped.
+const MAX_RECOVERY_BYTES: usize = 64 << 20;
+
 /// Decode `source` as a `T`, going on after errors. `Err` only when nothing could be
 /// decoded (a YAML syntax error, a document of the wrong shape) or after too many
 /// problems; it then carries every problem found so far.
@@ -107,6 +112,7 @@ fn decode_checked<T: DeserializeOwned>(
     let mut ignored = Vec::new();
     let mut pruned = Vec::new();
     let mut attempts: HashMap<String, usize> = HashMap::new();
+    let mut reread = 0usize;
     for _ in 0..MAX_ROUNDS {
         // The first problem comes with serde's own position in the original text; later
         // ones are decoded from re-written text and placed with the tree.
@@ -114,6 +120,11 @@ fn decode_checked<T: DeserializeOwned>(
             Some((d, p)) => (d, p, true),
             None => {
                 let emitted = tree::emit(&tree);
+                reread = reread.saturating_add(emitted.len());
+                if reread > MAX_RECOVERY_BYTES && !(errors.is_empty() && ignored.is_empty()) {
+                    errors.push(stopped_looking(source, reread));
+                    return Err(Error::from_diagnostics(errors));
+                }
                 match serde_norway::from_str::<T>(&emitted) {
                     Ok(value) => {
                         return Ok(Decoded {
@@ -186,6 +197,22 @@ fn decode_checked<T: DeserializeOwned>(
         }
     }
     Err(Error::from_diagnostics(errors))
+}
+
+/// The note closing the problems of a file too large to go on looking for more.
+fn stopped_looking(source: &Source, reread: usize) -> Diagnostic {
+    Diagnostic {
+        file: source.name.to_string(),
+        line: source.text.lines().count().max(1),
+        column: 1,
+        path: String::new(),
+        message: format!(
+            "stopped looking for more problems after re-reading {} MiB (the file is large; fix these and run again)",
+            reread >> 20
+        ),
+        suggestion: None,
+        cause: None,
+    }
 }
 
 /// Where the node at `path` (or its nearest existing ancestor) starts.

@@ -14,6 +14,10 @@ pub const MAX_VALUE_BYTES: usize = 4 << 20;
 /// Most text the substitutions and expansions of one file may produce in total (the
 /// parse phase, then each compilation on its own).
 pub const MAX_TOTAL_BYTES: usize = 256 << 20;
+/// Most that YAML aliases may add to a build or pipeline file once expanded (scalar
+/// bytes plus one a node): real files use a few small anchors, a file that multiplies
+/// itself through aliases goes over.
+pub const MAX_ALIASED_BYTES: usize = 4 << 20;
 /// Most subpackages of a file, after `range` expansion.
 pub const MAX_SUBPACKAGES: usize = 20_000;
 /// Deepest nesting of collections in a build or pipeline file (YAML's flow-collection

@@ -8,18 +8,22 @@
 //!   100 000-deep `[[[[…` would take hours before failing) and the decoder recurses once
 //!   per level (a few thousand indented levels would overflow the stack);
 //! * more than [`MAX_SUBPACKAGES`] entries in the top-level `subpackages` list fail at the
-//!   first one over, before the decoder builds every one of them.
+//!   first one over, before the decoder builds every one of them;
+//! * aliases that would add more than [`MAX_ALIASED_BYTES`] to the document once expanded
+//!   fail at the alias that goes over (nine aliases of nine aliases of … — a "billion laughs" — took every
+//!   byte of memory): the expanded size of every anchored node is kept, so this costs
+//!   one pass whatever the expansion.
 //!
 //! Only the first document is looked at, and only when the quick reader accepts the text;
 //! what it does not accept is left to the decoder, which reports syntax errors.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
 
 use crate::error::{At, Diagnostic, Error, Result, Source};
-use crate::limits::{MAX_DEPTH, MAX_SUBPACKAGES};
+use crate::limits::{MAX_ALIASED_BYTES, MAX_DEPTH, MAX_SUBPACKAGES};
 
 /// One open collection.
 enum Frame {
@@ -56,6 +60,15 @@ struct Scan {
     duplicates: Vec<(String, String, Marker)>,
     /// A limit that was gone over: where, the field path and what.
     over: Option<(Marker, String, String)>,
+    /// Size of the document so far with every alias expanded (scalar bytes, plus one a
+    /// node).
+    expanded: usize,
+    /// What the aliases so far add to it.
+    aliased: usize,
+    /// Expanded size of each anchored node, by anchor id.
+    anchored: HashMap<usize, usize>,
+    /// For each open collection: its anchor id (0: none) and `expanded` when it opened.
+    opened: Vec<(usize, usize)>,
 }
 
 impl Scan {
@@ -137,8 +150,56 @@ impl Scan {
     }
 }
 
+impl Scan {
+    /// An alias at `mark` adds `n` bytes to the expanded document; stop past the limit.
+    fn alias(&mut self, n: usize, mark: Marker) {
+        self.expanded = self.expanded.saturating_add(n);
+        self.aliased = self.aliased.saturating_add(n);
+        if self.aliased > MAX_ALIASED_BYTES {
+            let what = format!(
+                "aliases add more than {} MiB to the document once expanded",
+                MAX_ALIASED_BYTES >> 20
+            );
+            self.stop(mark, String::new(), what);
+        }
+    }
+
+    /// Keep the expansion of what the events do: a scalar or alias adds its size, an
+    /// anchored node's size is remembered for its aliases.
+    fn measure(&mut self, ev: &Event, mark: Marker) {
+        match ev {
+            Event::Scalar(value, _, anchor, _) => {
+                self.expanded += value.len() + 1;
+                if *anchor != 0 {
+                    self.anchored.insert(*anchor, value.len() + 1);
+                }
+            }
+            Event::Alias(id) => {
+                let n = self.anchored.get(id).copied().unwrap_or(1);
+                self.alias(n, mark);
+            }
+            Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) => {
+                self.opened.push((*anchor, self.expanded));
+                self.expanded += 1;
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                if let Some((anchor, start)) = self.opened.pop()
+                    && anchor != 0
+                {
+                    self.anchored.insert(anchor, self.expanded - start);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 impl MarkedEventReceiver for Scan {
     fn on_event(&mut self, ev: Event, mark: Marker) {
+        if self.done {
+            return;
+        }
+        self.measure(&ev, mark);
         if self.done {
             return;
         }
@@ -282,6 +343,27 @@ mod tests {
             "{e}"
         );
         assert!(check(&Source::new("f.yaml", nest(120))).is_ok());
+    }
+
+    #[test]
+    fn alias_bombs_fail_at_the_alias_that_goes_over() {
+        // Nine aliases of nine aliases, eight levels: 9^9 scalars once expanded.
+        let mut bomb = String::from("a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        let mut prev = 'a';
+        for n in "bcdefghi".chars() {
+            let refs = vec![format!("*{prev}"); 9].join(", ");
+            bomb.push_str(&format!("{n}: &{n} [{refs}]\n"));
+            prev = n;
+        }
+        let e = check(&Source::new("f.yaml", bomb.clone())).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("aliases add more than 4 MiB to the document once expanded"),
+            "{e}"
+        );
+        // The same aliases a few levels deep are fine.
+        let small: String = bomb.lines().take(4).map(|l| format!("{l}\n")).collect();
+        assert!(check(&Source::new("f.yaml", small)).is_ok());
     }
 
     #[test]

@@ -297,6 +297,64 @@ fn pipelines_using_each_other_many_times_stop_at_the_step_limit() {
     );
 }
 
+#[test]
+fn alias_bombs_fail_before_they_expand() {
+    // Nine aliases of nine aliases, nine levels: 9^9 strings (this took all memory).
+    let d = tempfile::tempdir().unwrap();
+    let mut f = format!(
+        "{HEAD}pipeline:\n  - runs: echo\nvars:\n  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    );
+    let mut prev = 'a';
+    for n in "bcdefghi".chars() {
+        let refs = vec![format!("*{prev}"); 9].join(", ");
+        f.push_str(&format!("  {n}: &{n} [{refs}]\n"));
+        prev = n;
+    }
+    write(d.path(), "bomb.yaml", &f);
+    let err = refused(d.path(), "bomb.yaml");
+    assert!(
+        err.starts_with("Error: bomb.yaml:")
+            && err.contains("aliases add more than 4 MiB to the document once expanded"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_large_file_with_many_problems_stops_looking() {
+    // 8 MiB of variables and 400 unknown keys: each problem found re-reads the file, so
+    // finding all of them would take an hour; the search stops after 64 MiB re-read.
+    let d = tempfile::tempdir().unwrap();
+    let mut f = format!("{HEAD}pipeline:\n  - runs: echo\nvars:\n");
+    let value = "x".repeat(100);
+    for i in 0..80_000 {
+        f.push_str(&format!("  v{i}: \"{value}\"\n"));
+    }
+    for i in 0..400 {
+        f.push_str(&format!("x-{i}: 1\n"));
+    }
+    write(d.path(), "large.yaml", &f);
+    let (o, took) = compile(d.path(), "large.yaml");
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(took < TIME, "took {took:?}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(
+        lines.len() > 2 && lines.len() < 400,
+        "{} lines",
+        lines.len()
+    );
+    assert!(
+        lines[0].starts_with("Error: large.yaml:80008:1: x-0: unknown key \"x-0\""),
+        "{}",
+        lines[0]
+    );
+    let last = lines[lines.len() - 1];
+    assert!(
+        last.starts_with("large.yaml:") && last.contains("stopped looking for more problems"),
+        "{last}"
+    );
+}
+
 const PLAIN: &str = "package:\n  name: bom\n  version: \"1.0\"\n  epoch: 0\npipeline:\n  - runs: echo ${{package.name}}\n";
 
 #[test]
