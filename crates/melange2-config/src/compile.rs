@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::arch::{Arch, targets_arch};
 use crate::cond;
 use crate::error::{At, Diagnostic, Error, Problems, Result, Source, suggest};
-use crate::limits::{Budget, MAX_STEPS};
+use crate::limits::{Budget, MAX_REFERENCE_DEPTH, MAX_STEPS};
 use crate::model::{self, Configuration, Pipeline};
 use crate::parse::{Config, apply_var_transforms};
 use crate::pipelines::{LoadedPipeline, LookupError, PipelineRegistry};
@@ -339,6 +339,9 @@ fn resolve_var(
     if stack.iter().any(|s| s == key) {
         return Err(format!("{key} (circular reference)"));
     }
+    if stack.len() >= MAX_REFERENCE_DEPTH {
+        return Err(subst::failure_message(&reference_depth(key)));
+    }
     stack.push(key.to_string());
     let mut err = None;
     let mut out = String::new();
@@ -370,6 +373,11 @@ fn resolve_var(
     }
     done.insert(key.to_string(), out.clone());
     Ok(out)
+}
+
+/// The message for a chain of references deeper than [`MAX_REFERENCE_DEPTH`] at `key`.
+fn reference_depth(key: &str) -> String {
+    format!("{key}: more than {MAX_REFERENCE_DEPTH} variables referring to each other in a chain")
 }
 
 fn environment_of(img: &model::ImageConfiguration, mut packages: Vec<String>) -> Environment {
@@ -1013,6 +1021,10 @@ fn resolve_inputs(
         if !subst::has_refs(text) {
             done.insert(k.to_string(), (*text).to_string());
             return Ok((*text).to_string());
+        }
+        if stack.len() >= MAX_REFERENCE_DEPTH {
+            let message = reference_depth(&format!("inputs.{k}"));
+            return Err(at.src.error(&at.path(p), At::Value, message));
         }
         stack.push(k.to_string());
         for r in subst::refs(text) {

@@ -23,6 +23,9 @@ pub const MAX_SUBPACKAGES: usize = 20_000;
 /// Deepest nesting of collections in a build or pipeline file (YAML's flow-collection
 /// reader stops at the same depth).
 pub const MAX_DEPTH: usize = 128;
+/// Longest chain of variables (or inputs) whose values refer to the next one: each link
+/// is resolved before the one that uses it, one stack frame each.
+pub const MAX_REFERENCE_DEPTH: usize = 500;
 /// Most steps of one compiled plan, after `uses:` expansion.
 pub const MAX_STEPS: usize = 200_000;
 

@@ -298,6 +298,58 @@ fn pipelines_using_each_other_many_times_stop_at_the_step_limit() {
 }
 
 #[test]
+fn long_chains_of_references_stop_at_the_depth_limit() {
+    // v1 uses v0, v2 uses v1, … 100 000 deep (this overflowed the stack).
+    let d = tempfile::tempdir().unwrap();
+    let mut f = format!("{HEAD}pipeline:\n  - runs: echo ${{{{vars.v99999}}}}\nvars:\n  v0: a\n");
+    for i in 1..100_000 {
+        f.push_str(&format!("  v{i}: \"${{{{vars.v{}}}}}\"\n", i - 1));
+    }
+    write(d.path(), "vars.yaml", &f);
+    let err = refused(d.path(), "vars.yaml");
+    assert!(
+        err.contains("more than 500 variables referring to each other in a chain"),
+        "{err}"
+    );
+    // 500 deep is fine.
+    let mut ok = format!("{HEAD}pipeline:\n  - runs: echo ${{{{vars.v499}}}}\nvars:\n  v0: a\n");
+    for i in 1..500 {
+        ok.push_str(&format!("  v{i}: \"${{{{vars.v{}}}}}\"\n", i - 1));
+    }
+    write(d.path(), "ok.yaml", &ok);
+    assert_eq!(
+        compiled(d.path(), "ok.yaml")["pipeline"][0]["runs"],
+        "echo a"
+    );
+
+    // The same with the inputs of a pipeline.
+    let mut p = String::from("name: ch\ninputs:\n  i0:\n    default: a\n");
+    for i in 1..100_000 {
+        p.push_str(&format!(
+            "  i{i}:\n    default: \"${{{{inputs.i{}}}}}\"\n",
+            i - 1
+        ));
+    }
+    p.push_str("pipeline:\n  - runs: echo ${{inputs.i99999}}\n");
+    std::fs::create_dir_all(d.path().join("p")).expect("mkdir");
+    write(d.path(), "p/ch.yaml", &p);
+    write(
+        d.path(),
+        "in.yaml",
+        &format!("{HEAD}pipeline:\n  - uses: ch\n"),
+    );
+    let (o, took) = compile_with(d.path(), "in.yaml", &["--pipeline-dir", "p"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(took < TIME, "took {took:?}");
+    assert!(
+        err.starts_with("Error: in.yaml:6:11: pipeline[0]: uses: ch: ")
+            && err.contains("more than 500 variables referring to each other in a chain"),
+        "{err}"
+    );
+}
+
+#[test]
 fn alias_bombs_fail_before_they_expand() {
     // Nine aliases of nine aliases, nine levels: 9^9 strings (this took all memory).
     let d = tempfile::tempdir().unwrap();
