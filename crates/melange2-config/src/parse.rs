@@ -307,6 +307,25 @@ fn finish_all(mut cfg: Configuration, source: Source) -> (Config, Problems) {
     (config, problems)
 }
 
+/// `re.replace_all(hay, rep)` (Go's expansion rules for `$1`, `${name}`), or `None` as soon
+/// as the result is larger than [`MAX_VALUE_BYTES`]: an empty match replaced by a long
+/// text at every position of a long value would otherwise take gigabytes first.
+fn replace_bounded(re: &Regex, hay: &str, rep: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut last = 0;
+    for caps in re.captures_iter(hay) {
+        let m = caps.get(0)?;
+        out.push_str(&hay[last..m.start()]);
+        caps.expand(rep, &mut out);
+        last = m.end();
+        if out.len() > MAX_VALUE_BYTES {
+            return None;
+        }
+    }
+    out.push_str(&hay[last..]);
+    (out.len() <= MAX_VALUE_BYTES).then_some(out)
+}
+
 /// P = package.{name,version,epoch,description,full-version} + vars (raw) + var-transforms.
 pub(crate) fn parse_phase_map(cfg: &Configuration, budget: &Budget) -> HashMap<String, String> {
     let mut p = HashMap::new();
@@ -346,10 +365,9 @@ pub(crate) fn apply_var_transforms(
                 format!("invalid regular expression: {}", regex_error(&e)),
             )
         })?;
-        let out = re.replace_all(&from, vt.replace.as_str()).into_owned();
-        if out.len() > MAX_VALUE_BYTES {
+        let Some(out) = replace_bounded(&re, &from, &vt.replace) else {
             return Err((i, crate::limits::value_too_large()));
-        }
+        };
         if !budget.spend(out.len()) {
             return Err((i, crate::limits::total_exceeded("var-transforms")));
         }
@@ -888,6 +906,26 @@ pub(crate) fn parse_dotenv(text: &str) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replace_bounded_is_replace_all_within_the_limit() {
+        for (pat, hay, rep) in [
+            (r"(\d+)\.(\d+)", "v1.2 and 3.4", "$2_$1"),
+            (r"(\d+)\.(\d+)", "v1.2 and 3.4", "${2}_$1"),
+            (r"(?P<x>a)", "banana", "[$x]"),
+            ("", "abc", "-"),
+            ("z", "abc", "y"),
+        ] {
+            let re = Regex::new(pat).unwrap();
+            assert_eq!(
+                replace_bounded(&re, hay, rep).as_deref(),
+                Some(re.replace_all(hay, rep).as_ref()),
+                "{pat} {hay} {rep}"
+            );
+        }
+        let hay = "a".repeat(1 << 20);
+        assert!(replace_bounded(&Regex::new("").unwrap(), &hay, "xxxxx").is_none());
+    }
 
     #[test]
     fn env_file_values_read_only_regular_files() {

@@ -91,6 +91,26 @@ fn variables_that_double_stop_at_the_value_limit() {
 }
 
 #[test]
+fn a_var_transform_that_multiplies_stops_at_the_value_limit() {
+    // An empty match at each of 2 MB positions, each replaced by 5000 bytes: 10 GB (this
+    // was built before its size was checked).
+    let d = tempfile::tempdir().unwrap();
+    let f = format!(
+        "{HEAD}pipeline:\n  - runs: echo ${{{{vars.out}}}}\nvars:\n  big: \"{}\"\nvar-transforms:\n  - from: ${{{{vars.big}}}}\n    match: \"\"\n    replace: \"{}\"\n    to: out\n",
+        "a".repeat(2_000_000),
+        "x".repeat(5000)
+    );
+    write(d.path(), "vt.yaml", &f);
+    let err = refused(d.path(), "vt.yaml");
+    assert!(
+        err.contains(
+            "vt.yaml:10:11: var-transforms[0].from: the substituted value is larger than 4 MiB"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_plan_built_from_many_copies_stops_at_the_total_limit() {
     let d = tempfile::tempdir().unwrap();
     // v17 is 2 MiB, under the value limit; 200 steps use it (400 MiB in all).
