@@ -26,6 +26,9 @@ pub const MAX_DEPTH: usize = 128;
 /// Longest chain of variables (or inputs) whose values refer to the next one: each link
 /// is resolved before the one that uses it, one stack frame each.
 pub const MAX_REFERENCE_DEPTH: usize = 500;
+/// Most `var-transforms` of a file (real ones have a handful; each is a regular
+/// expression compiled for every compilation).
+pub const MAX_VAR_TRANSFORMS: usize = 1000;
 /// Most steps of one compiled plan, after `uses:` expansion.
 pub const MAX_STEPS: usize = 200_000;
 
@@ -161,4 +164,9 @@ pub(crate) fn value_too_large() -> String {
         "the substituted value is larger than {} MiB (is a variable built from copies of itself?)",
         MAX_VALUE_BYTES >> 20
     )
+}
+
+/// The message for more than [`MAX_VAR_TRANSFORMS`] `var-transforms`.
+pub(crate) fn too_many_var_transforms() -> String {
+    format!("more than {MAX_VAR_TRANSFORMS} var-transforms (each is a regular expression)")
 }

@@ -10,7 +10,7 @@ use regex::Regex;
 
 use crate::decode::{self, UnknownKeys};
 use crate::error::{At, Error, Problems, Result, Source, suggest};
-use crate::limits::{Budget, MAX_SUBPACKAGES, MAX_VALUE_BYTES};
+use crate::limits::{Budget, MAX_SUBPACKAGES, MAX_VALUE_BYTES, MAX_VAR_TRANSFORMS};
 use crate::model::*;
 use crate::subst;
 
@@ -179,7 +179,19 @@ fn finish_all(mut cfg: Configuration, source: Source) -> (Config, Problems) {
     if let Some(t) = &cfg.test {
         validate_steps(&source, "test.pipeline", &t.pipeline, &mut problems);
     }
-    for (i, vt) in cfg.var_transforms.iter().enumerate() {
+    if cfg.var_transforms.len() > MAX_VAR_TRANSFORMS {
+        problems.push(source.error(
+            &format!("var-transforms[{MAX_VAR_TRANSFORMS}]"),
+            At::Value,
+            crate::limits::too_many_var_transforms(),
+        ));
+    }
+    for (i, vt) in cfg
+        .var_transforms
+        .iter()
+        .take(MAX_VAR_TRANSFORMS)
+        .enumerate()
+    {
         if let Err(e) = Regex::new(&vt.match_) {
             problems.push(source.error(
                 &format!("var-transforms[{i}].match"),
@@ -352,6 +364,9 @@ pub(crate) fn apply_var_transforms(
     mode: subst::Mode,
     budget: &Budget,
 ) -> std::result::Result<(), (usize, String)> {
+    if cfg.var_transforms.len() > MAX_VAR_TRANSFORMS {
+        return Err((MAX_VAR_TRANSFORMS, crate::limits::too_many_var_transforms()));
+    }
     for (i, vt) in cfg.var_transforms.iter().enumerate() {
         let from = subst::substitute(&vt.from, mode, budget, |k| map.get(k).map(String::as_str))
             .map_err(|name| (i, subst::describe_failure(&name)))?;

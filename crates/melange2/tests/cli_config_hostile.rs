@@ -111,6 +111,23 @@ fn a_var_transform_that_multiplies_stops_at_the_value_limit() {
 }
 
 #[test]
+fn var_transforms_are_counted() {
+    let d = tempfile::tempdir().unwrap();
+    let mut f = format!("{HEAD}pipeline:\n  - runs: echo\nvars:\n  a: \"1.2\"\nvar-transforms:\n");
+    for i in 0..20_000 {
+        f.push_str(&format!(
+            "  - from: ${{{{vars.a}}}}\n    match: \"(\\\\d+){i}?\"\n    replace: \"$1\"\n    to: t{i}\n"
+        ));
+    }
+    write(d.path(), "vts.yaml", &f);
+    let err = refused(d.path(), "vts.yaml");
+    assert_eq!(
+        err.trim_end(),
+        "Error: vts.yaml:4010:5: var-transforms[1000]: more than 1000 var-transforms (each is a regular expression)"
+    );
+}
+
+#[test]
 fn a_plan_built_from_many_copies_stops_at_the_total_limit() {
     let d = tempfile::tempdir().unwrap();
     // v17 is 2 MiB, under the value limit; 200 steps use it (400 MiB in all).
