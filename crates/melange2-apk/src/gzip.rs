@@ -5,7 +5,10 @@
 //! deflated independently (raw deflate ended with a sync flush, the last block
 //! with a final flush) and the pieces are concatenated, so the output bytes
 //! depend only on the input, the level and the block size — never on the
-//! number of threads. With more than one thread, blocks are compressed by a
+//! number of threads. Each block of 64 KiB or more is deflated in the mode its
+//! own bytes call for: stored when their byte entropy is nearly 8 bits (random,
+//! already compressed), Huffman coding only when two 16 KiB samples show that
+//! matches do not pay off (base64, encrypted data), plain deflate otherwise. With more than one thread, blocks are compressed by a
 //! small worker pool while the caller keeps producing input; at most
 //! `2 × threads` blocks are in flight, so memory stays bounded.
 //!
@@ -19,7 +22,10 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use flate2::{Decompress, FlushDecompress, Status};
+use zlib_rs::{
+    Deflate, DeflateConfig, DeflateFlush, Status as DeflateStatus, Strategy, compress_bound,
+};
 
 /// Default size of independently compressed blocks (1 MiB). Changing it
 /// changes the output bytes, so it is a fixed constant of the format we emit.
@@ -59,36 +65,102 @@ impl GzOptions {
     }
 }
 
-/// Deflate one block. `last` ends the deflate stream, otherwise the output ends
-/// with a sync flush (byte aligned, not final).
-fn deflate_block(data: &[u8], level: u32, last: bool) -> io::Result<Vec<u8>> {
-    let mut c = Compress::new(Compression::new(level.min(9)), false);
-    let mut out: Vec<u8> = Vec::with_capacity(data.len() / 2 + 1024);
-    let flush = if last {
-        FlushCompress::Finish
-    } else {
-        FlushCompress::Sync
-    };
-    loop {
-        if out.capacity() - out.len() < 1024 {
-            out.reserve(out.capacity().max(4096));
-        }
-        let consumed = usize::try_from(c.total_in()).unwrap_or(usize::MAX);
-        let input = data.get(consumed..).unwrap_or(&[]);
-        let status = c
-            .compress_vec(input, &mut out, flush)
-            .map_err(|e| io::Error::other(format!("deflate: {e}")))?;
-        let all_in = usize::try_from(c.total_in()).unwrap_or(usize::MAX) == data.len();
-        match status {
-            Status::StreamEnd => break,
-            Status::Ok | Status::BufError => {
-                if !last && all_in && out.len() < out.capacity() {
-                    break;
-                }
-            }
-        }
+/// Blocks shorter than this are always deflated with the plain strategy (control members,
+/// indexes and small files keep the bytes of a plain deflate).
+const CLASSIFY_MIN: usize = 64 * 1024;
+/// Length of each of the two samples that tell whether matches pay off in a block.
+const SAMPLE_LEN: usize = 16 * 1024;
+
+/// How one block is deflated: chosen from the block's bytes alone, so the output never
+/// depends on the thread count (docs/packaging.md, "Performance").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BlockMode {
+    /// Plain deflate at the requested level.
+    Plain,
+    /// Huffman coding only: the block's bytes repeat no longer strings (base64, encrypted or
+    /// compressed data), so searching for matches would only cost time.
+    HuffmanOnly,
+    /// Stored: the bytes are as good as random; no coding makes them smaller.
+    Stored,
+}
+
+/// Order-0 entropy of `data` in bytes: what Huffman coding of single bytes can reach.
+fn entropy_bytes(data: &[u8]) -> f64 {
+    let mut counts = [0u64; 256];
+    for &b in data {
+        counts[usize::from(b)] += 1;
     }
+    let n = data.len() as f64;
+    let bits: f64 = counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let c = c as f64;
+            -c * (c / n).log2()
+        })
+        .sum();
+    bits / 8.0
+}
+
+/// Pick the mode of a block: stored when its byte entropy is nearly 8 bits, Huffman only when
+/// two samples deflated with matches come out no smaller than their byte entropy.
+fn classify(data: &[u8], level: u32) -> io::Result<BlockMode> {
+    if level == 0 || data.len() < CLASSIFY_MIN {
+        return Ok(BlockMode::Plain);
+    }
+    if entropy_bytes(data) >= data.len() as f64 * 0.995 {
+        return Ok(BlockMode::Stored);
+    }
+    let (mut matched, mut entropy) = (0usize, 0.0f64);
+    for at in [data.len() / 4, data.len() * 3 / 4] {
+        let end = (at + SAMPLE_LEN).min(data.len());
+        let sample = &data[at.min(end)..end];
+        matched += run_deflate(sample, 2, Strategy::Default, false)?.len();
+        entropy += entropy_bytes(sample);
+    }
+    Ok(if matched as f64 >= entropy * 0.985 {
+        BlockMode::HuffmanOnly
+    } else {
+        BlockMode::Plain
+    })
+}
+
+/// Raw deflate of `data` in one call: `last` ends the deflate stream, otherwise the output
+/// ends with a sync flush (byte aligned, not final).
+fn run_deflate(data: &[u8], level: u32, strategy: Strategy, last: bool) -> io::Result<Vec<u8>> {
+    let level = i32::try_from(level.min(9)).unwrap_or(6);
+    let mut d = Deflate::new_with_config(DeflateConfig {
+        level,
+        window_bits: -15,
+        strategy,
+        ..DeflateConfig::default()
+    });
+    let flush = if last {
+        DeflateFlush::Finish
+    } else {
+        DeflateFlush::SyncFlush
+    };
+    // worst case of deflate (stored blocks) plus the flush marker, so one call is enough
+    let mut out = vec![0u8; compress_bound(data.len()) + 64];
+    let status = d
+        .compress(data, &mut out, flush)
+        .map_err(|e| io::Error::other(format!("deflate: {e:?}")))?;
+    let complete = usize::try_from(d.total_in()).ok() == Some(data.len());
+    if !complete || (last && status != DeflateStatus::StreamEnd) {
+        return Err(io::Error::other("deflate: output buffer too small"));
+    }
+    out.truncate(usize::try_from(d.total_out()).unwrap_or(out.len()));
     Ok(out)
+}
+
+/// Deflate one block in the mode its bytes call for. `last` ends the deflate stream,
+/// otherwise the output ends with a sync flush (byte aligned, not final).
+fn deflate_block(data: &[u8], level: u32, last: bool) -> io::Result<Vec<u8>> {
+    match classify(data, level)? {
+        BlockMode::Plain => run_deflate(data, level, Strategy::Default, last),
+        BlockMode::HuffmanOnly => run_deflate(data, level, Strategy::HuffmanOnly, last),
+        BlockMode::Stored => run_deflate(data, 0, Strategy::Default, last),
+    }
 }
 
 type Job = (Vec<u8>, bool, SyncSender<io::Result<Vec<u8>>>);
@@ -582,6 +654,85 @@ mod tests {
             assert_eq!(out2, data);
             assert!(at_eof(&mut r).unwrap());
         }
+    }
+
+    /// xorshift bytes: as good as random for deflate.
+    fn random(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 32) as u8
+            })
+            .collect()
+    }
+
+    /// base64 alphabet over random bytes: 6 bits of entropy per byte, no repeated strings.
+    fn base64ish(n: usize, seed: u64) -> Vec<u8> {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        random(n, seed)
+            .into_iter()
+            .map(|b| ALPHABET[usize::from(b & 63)])
+            .collect()
+    }
+
+    fn text(n: usize) -> Vec<u8> {
+        let words = [
+            "lib",
+            "usr",
+            "share",
+            "doc",
+            "copyright",
+            "the ",
+            "and ",
+            "GPL-2",
+        ];
+        let mut out = Vec::with_capacity(n + 16);
+        let mut i = 0usize;
+        while out.len() < n {
+            out.extend_from_slice(words[(i * 7 + i / 3) % words.len()].as_bytes());
+            i += 1;
+        }
+        out.truncate(n);
+        out
+    }
+
+    #[test]
+    fn block_modes_follow_the_bytes() {
+        let mib = 1 << 20;
+        assert_eq!(classify(&random(mib, 3), 6).unwrap(), BlockMode::Stored);
+        assert_eq!(
+            classify(&base64ish(mib, 5), 6).unwrap(),
+            BlockMode::HuffmanOnly
+        );
+        assert_eq!(classify(&text(mib), 6).unwrap(), BlockMode::Plain);
+        // small blocks and level 0 keep plain deflate
+        assert_eq!(classify(&random(4096, 3), 6).unwrap(), BlockMode::Plain);
+        assert_eq!(classify(&random(mib, 3), 0).unwrap(), BlockMode::Plain);
+    }
+
+    #[test]
+    fn mixed_blocks_decode_and_ignore_threads() {
+        let mut data = text(700_000);
+        data.extend(random(1_500_000, 9));
+        data.extend(base64ish(1_300_000, 11));
+        data.extend(text(900_000));
+        let one = gz(&data, 1, DEFAULT_BLOCK_SIZE);
+        let three = gz(&data, 3, DEFAULT_BLOCK_SIZE);
+        assert_eq!(one, three);
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&one[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, data);
+        // random stays (about) its size, base64 loses a quarter, text nearly everything
+        let random_part = 1_500_000.0;
+        let base64_part = 1_300_000.0 * 0.76;
+        let len = one.len() as f64;
+        assert!(len < random_part + base64_part + 200_000.0, "{len}");
+        assert!(len > random_part + base64_part, "{len}");
     }
 
     #[test]
