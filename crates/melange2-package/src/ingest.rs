@@ -26,8 +26,9 @@ use crate::error::{PackageError, Result};
 
 /// Files up to this size are kept in memory (while the budget lasts).
 const MEMORY_FILE_MAX: u64 = 1 << 20;
-/// Total bytes of file content kept in memory.
-const MEMORY_BUDGET: u64 = 256 << 20;
+/// Total bytes of file content kept in memory: the rest is spooled, so the client's memory
+/// stays bounded whatever the size of the build output (docs/packaging.md, "Performance").
+const MEMORY_BUDGET: u64 = 32 << 20;
 
 /// What [`split_tar`] found besides the trees.
 #[derive(Debug, Default)]
@@ -413,5 +414,58 @@ pub(crate) fn read_prefix(entry: &TreeEntry, n: usize) -> io::Result<Option<Vec<
             Ok(Some(out))
         }
         Content::Spool { .. } => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tar stream of `count` files of `size` bytes under `pkg/`.
+    fn stream(count: usize, size: usize) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for i in 0..count {
+            let data = vec![(i % 251) as u8; size];
+            let mut h = tar::Header::new_gnu();
+            h.set_size(size as u64);
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, format!("pkg/f{i}"), &data[..])
+                .expect("append");
+        }
+        b.into_inner().expect("tar")
+    }
+
+    #[test]
+    fn memory_stays_within_the_budget() {
+        let spool = tempfile::tempdir().expect("tempdir");
+        // 96 MiB of files small enough for memory: a third fits the budget
+        let files = 96;
+        let size = 1 << 20;
+        let out = split_tar(&stream(files, size)[..], &["pkg"], spool.path()).expect("ingest");
+        let tree = &out.trees["pkg"];
+        let (mut in_memory, mut on_disk) = (0u64, 0u64);
+        for e in tree.entries() {
+            match &e.kind {
+                EntryKind::File {
+                    content: Content::Memory(m),
+                    ..
+                } => in_memory += m.len() as u64,
+                EntryKind::File {
+                    content: Content::Disk(p),
+                    size,
+                    ..
+                } => {
+                    assert_eq!(std::fs::metadata(p).expect("spool file").len(), *size);
+                    on_disk += size;
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(in_memory, MEMORY_BUDGET);
+        assert_eq!(in_memory + on_disk, (files * size) as u64);
     }
 }
