@@ -20,6 +20,7 @@
 //! file is reported at the step of the build file that uses it. Files are checked in
 //! parallel; the result is grouped by file in argument order.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -228,32 +229,55 @@ fn structural_checks(
                 .enumerate()
                 .map(|(i, v)| (v.to.clone(), format!("var-transforms[{i}].to"))),
         );
-    for (name_, path) in declared {
-        if !references_var(text, &name_) {
-            out.push(finding(
-                &path,
-                At::Key,
-                "unused-var",
-                Severity::Warning,
-                format!("variable {name_:?} is never used"),
-            ));
-        }
+    let used = referenced_vars(text);
+    let unused: Vec<(String, String)> = declared
+        .filter(|(name_, _)| !used.contains(name_.as_str()))
+        .collect();
+    // Each finding is located in the text: list the first ones, count the rest.
+    for (name_, path) in unused.iter().take(MAX_UNUSED_LISTED) {
+        out.push(finding(
+            path,
+            At::Key,
+            "unused-var",
+            Severity::Warning,
+            format!("variable {name_:?} is never used"),
+        ));
+    }
+    if unused.len() > MAX_UNUSED_LISTED {
+        out.push(finding(
+            "vars",
+            At::Key,
+            "unused-var",
+            Severity::Warning,
+            format!(
+                "and {} more variables never used (not listed)",
+                unused.len() - MAX_UNUSED_LISTED
+            ),
+        ));
     }
 }
 
-fn references_var(text: &str, name: &str) -> bool {
-    let needle = format!("vars.{name}");
-    let mut from = 0;
-    while let Some(i) = text[from..].find(&needle) {
-        let at = from + i;
-        let after = text[at + needle.len()..].trim_start_matches([' ', '\t']);
-        let before = text[..at].trim_end_matches([' ', '\t']);
-        if after.starts_with("}}") && before.ends_with("${{") {
-            return true;
+/// Most `unused-var` findings listed one by one for a file; the rest are counted.
+const MAX_UNUSED_LISTED: usize = 100;
+
+/// The names `N` of every `${{vars.N}}` in `text` (spaces or tabs allowed inside the
+/// braces), in one pass: the text between each `${{` and the next is looked at once.
+fn referenced_vars(text: &str) -> HashSet<&str> {
+    let starts: Vec<usize> = text.match_indices("${{").map(|(i, _)| i).collect();
+    let mut out = HashSet::new();
+    for (n, &at) in starts.iter().enumerate() {
+        let end = starts.get(n + 1).copied().unwrap_or(text.len());
+        let segment = &text[at + 3..end];
+        let line = segment.split('\n').next().unwrap_or_default();
+        if let Some(close) = line.find("}}")
+            && let Some(name) = line[..close]
+                .trim_matches([' ', '\t'])
+                .strip_prefix("vars.")
+        {
+            out.insert(name);
         }
-        from = at + needle.len();
     }
-    false
+    out
 }
 
 /// Lines of a `runs` script (1-based, with their text) that start a background job
@@ -653,9 +677,22 @@ mod tests {
 
     #[test]
     fn var_references() {
-        assert!(references_var("x ${{vars.foo}} y", "foo"));
-        assert!(references_var("x ${{ vars.foo }} y", "foo"));
-        assert!(!references_var("vars:\n  foo: 1\n", "foo"));
-        assert!(!references_var("${{vars.foobar}}", "foo"));
+        let refs = |t: &str| {
+            let mut v: Vec<String> = referenced_vars(t).into_iter().map(String::from).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(refs("x ${{vars.foo}} y"), ["foo"]);
+        assert_eq!(
+            refs("x ${{ vars.foo }} y ${{\tvars.bar\t}}"),
+            ["bar", "foo"]
+        );
+        assert!(refs("vars:\n  foo: 1\n").is_empty());
+        assert_eq!(refs("${{vars.foobar}}"), ["foobar"]);
+        assert_eq!(
+            refs("${{${{vars.a}} ${{vars.b ${{vars.c\n}} ${{{vars.d}}"),
+            ["a"]
+        );
+        assert!(refs(&"${{".repeat(100_000)).is_empty());
     }
 }

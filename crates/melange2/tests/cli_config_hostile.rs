@@ -387,6 +387,33 @@ fn long_chains_of_references_stop_at_the_depth_limit() {
 }
 
 #[test]
+fn lint_config_lists_the_first_unused_variables_and_counts_the_rest() {
+    // 20 000 unused variables: each finding used to re-read the file (hours).
+    let d = tempfile::tempdir().unwrap();
+    let mut f = format!("{HEAD}pipeline:\n  - runs: echo ${{{{vars.used}}}}\nvars:\n  used: x\n");
+    for i in 0..20_000 {
+        f.push_str(&format!("  v{i}: \"${{{{package.name}}}}\"\n"));
+    }
+    write(d.path(), "vars.yaml", &f);
+    let start = Instant::now();
+    let o = Command::new(env!("CARGO_BIN_EXE_melange2"))
+        .args(["lint-config", "vars.yaml"])
+        .current_dir(d.path())
+        .output()
+        .expect("run melange2");
+    assert!(start.elapsed() < TIME, "took {:?}", start.elapsed());
+    let out = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    let listed = out.lines().filter(|l| l.contains("is never used")).count();
+    assert_eq!(listed, 100, "{out}");
+    assert!(
+        out.contains("vars: and 19900 more variables never used (not listed)"),
+        "{out}"
+    );
+    assert!(!out.contains("\"used\""), "{out}");
+    assert!(out.contains("0 errors, 101 warnings"), "{out}");
+}
+
+#[test]
 fn alias_bombs_fail_before_they_expand() {
     // Nine aliases of nine aliases, nine levels: 9^9 strings (this took all memory).
     let d = tempfile::tempdir().unwrap();
