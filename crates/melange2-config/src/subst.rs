@@ -3,7 +3,7 @@
 //! Two flavours exist in melange: the parse phase replaces the exact text `${{name}}`
 //! (no whitespace) of known keys and leaves everything else alone; the compile phase
 //! matches `${{ name }}` with optional whitespace and fails on unknown names (or, for
-//! `if:` conditions, inserts the value in Go-quoted form).
+//! `if:` conditions, inserts the value as a string literal of the condition, `cond::quote`).
 
 use crate::limits::{self, Budget, MAX_VALUE_BYTES};
 
