@@ -27,7 +27,8 @@ pub struct RebuildArgs {
     /// Keys trusting them (files, directories or URLs).
     #[arg(short = 'k', long)]
     pub keyring_append: Vec<String>,
-    /// The source directory the packages were built with (checked by content digest).
+    /// The source directory the packages were built with (its content is not recorded: another
+    /// source shows as files that differ).
     #[arg(long)]
     pub source_dir: Option<PathBuf>,
     /// The bootstrap root filesystem the packages were built on (checked by content digest).

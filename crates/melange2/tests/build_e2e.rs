@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 mod common;
 
-use common::{apks, daemon, extract, melange2, snapshot, vertices};
+use common::{apks, daemon, extract, melange2, serve, serve_dir, snapshot, vertices};
 use melange2_apk::{Keyring, PackageTree, PkgInfo, RepoBuilder, generate_key, verify_package};
 
 struct Fixture {
@@ -266,30 +266,6 @@ fn failing_step_reports_and_leaves_out_dir_unchanged() {
     assert_eq!(snapshot(&out), before, "out-dir changed by a failed build");
 }
 
-/// Serve one file on 127.0.0.1; returns its URL.
-fn serve(body: Vec<u8>, name: &str) -> String {
-    use std::io::{Read, Write};
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/{name}", l.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for c in l.incoming().take(16) {
-            let Ok(mut s) = c else { break };
-            let mut buf = [0u8; 4096];
-            let n = s.read(&mut buf).unwrap_or(0);
-            let head = String::from_utf8_lossy(&buf[..n]).starts_with("HEAD");
-            let _ = write!(
-                s,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            if !head {
-                let _ = s.write_all(&body);
-            }
-        }
-    });
-    url
-}
-
 fn tarball() -> Vec<u8> {
     let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
         Vec::new(),
@@ -457,47 +433,6 @@ fn cache_mounts_persist_between_builds() {
         std::fs::read_to_string(tmp.join("usr/share/marker")).unwrap(),
         format!("{marker}\n")
     );
-}
-
-/// Serve a directory over HTTP on 127.0.0.1 (GET and HEAD, 404 for missing files).
-fn serve_dir(root: PathBuf) -> String {
-    use std::io::{Read, Write};
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for c in l.incoming().take(64) {
-            let Ok(mut s) = c else { break };
-            let mut buf = [0u8; 4096];
-            let n = s.read(&mut buf).unwrap_or(0);
-            let req = String::from_utf8_lossy(&buf[..n]).to_string();
-            let mut parts = req.split_whitespace();
-            let method = parts.next().unwrap_or("");
-            let path = parts
-                .next()
-                .unwrap_or("/")
-                .trim_start_matches('/')
-                .to_string();
-            match std::fs::read(root.join(&path)) {
-                Ok(body) if !path.contains("..") => {
-                    let _ = write!(
-                        s,
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        body.len()
-                    );
-                    if method != "HEAD" {
-                        let _ = s.write_all(&body);
-                    }
-                }
-                _ => {
-                    let _ = write!(
-                        s,
-                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                    );
-                }
-            }
-        }
-    });
-    url
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::process::Output;
 
 mod common;
 
-use common::{daemon, melange2};
+use common::{daemon, melange2, serve_dir};
 use melange2_apk::{PackageReader, PackageTree, PkgInfo, RepoBuilder, SigningKey, generate_key};
 
 /// A package that takes a file from an environment package (`greeting`) and one from its
@@ -137,48 +137,6 @@ impl Fixture {
         self.common_args(&mut cmd, &format!("cache-{out}"), url);
         cmd.output().unwrap()
     }
-}
-
-/// Serve a directory over HTTP on 127.0.0.1 (GET and HEAD, 404 for missing files), read
-/// at each request so the test can change it.
-fn serve_dir(root: PathBuf) -> String {
-    use std::io::{Read, Write};
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for c in l.incoming() {
-            let Ok(mut s) = c else { break };
-            let mut buf = [0u8; 4096];
-            let n = s.read(&mut buf).unwrap_or(0);
-            let req = String::from_utf8_lossy(&buf[..n]).to_string();
-            let mut parts = req.split_whitespace();
-            let method = parts.next().unwrap_or("").to_string();
-            let path = parts
-                .next()
-                .unwrap_or("/")
-                .trim_start_matches('/')
-                .to_string();
-            match std::fs::read(root.join(&path)) {
-                Ok(body) if !path.contains("..") => {
-                    let _ = write!(
-                        s,
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        body.len()
-                    );
-                    if method != "HEAD" {
-                        let _ = s.write_all(&body);
-                    }
-                }
-                _ => {
-                    let _ = write!(
-                        s,
-                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                    );
-                }
-            }
-        }
-    });
-    url
 }
 
 /// A repository with greeting 1.0-r0 ("hello"), the recipe, its source directory, and the

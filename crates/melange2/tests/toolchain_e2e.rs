@@ -15,7 +15,7 @@ use std::process::Output;
 
 mod common;
 
-use common::{apks, daemon, differing, extract, melange2, vertices};
+use common::{apks, daemon, differing, extract, melange2, serve, vertices};
 use melange2_apk::{Keyring, PkgInfo, verify_package};
 
 /// The toolchain rootfs of `make test`, checked to hold a compiler.
@@ -176,30 +176,6 @@ fn tarball(top: &str, files: &[(&str, &str)]) -> Vec<u8> {
             .unwrap();
     }
     b.into_inner().unwrap().finish().unwrap()
-}
-
-/// Serve one file on 127.0.0.1 for as long as the test runs; returns its URL.
-fn serve(body: Vec<u8>, name: &str) -> String {
-    use std::io::{Read, Write};
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/{name}", l.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for c in l.incoming() {
-            let Ok(mut s) = c else { break };
-            let mut buf = [0u8; 4096];
-            let n = s.read(&mut buf).unwrap_or(0);
-            let head = String::from_utf8_lossy(&buf[..n]).starts_with("HEAD");
-            let _ = write!(
-                s,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            if !head {
-                let _ = s.write_all(&body);
-            }
-        }
-    });
-    url
 }
 
 /// Build, test, and rebuild with `--force`: the second build runs no step (every step vertex
