@@ -174,8 +174,14 @@ fn check_source_dir(
         );
         return None;
     };
-    if let Err(e) = melange2_fingerprint::digest_source_dir(dir) {
-        missing.push(format!("source directory {}: {e}", dir.display()));
+    // Only that it is a directory: the build reads (and digests) its content once.
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => missing.push(format!(
+            "source directory {}: not a directory",
+            dir.display()
+        )),
+        Err(e) => missing.push(format!("source directory {}: {e}", dir.display())),
     }
     Some(dir.clone())
 }
