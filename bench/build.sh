@@ -13,7 +13,7 @@ cargo build --release --locked -p melange2 >&2
 bin=target/release/melange2
 demo=.state/demo
 [ -n "${BUILDKIT_HOST:-}" ] || { echo "bench/build.sh: BUILDKIT_HOST is not set" >&2; exit 2; }
-[ -f "$demo/repo/$(uname -m)/APKINDEX.tar.gz" ] || scripts/demo.sh >/dev/null
+[ -f "$demo/repo/$(uname -m)/APKINDEX.tar.gz" ] || { scripts/deps.sh >&2 && MELANGE2_BIN=$bin scripts/demo.sh >/dev/null; }
 buildctl=$(command -v buildctl || echo "${MELANGE2_TOOLS_DIR:-$HOME/.cache/melange2/tools}/buildkit-v0.32.2/bin/buildctl")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

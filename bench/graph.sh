@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 cargo build --release --locked -p melange2 >&2
 bin=target/release/melange2
 demo=.state/demo
-[ -f "$demo/repo/$(uname -m)/APKINDEX.tar.gz" ] || scripts/demo.sh >/dev/null
+[ -f "$demo/repo/$(uname -m)/APKINDEX.tar.gz" ] || { scripts/deps.sh >&2 && MELANGE2_BIN=$bin scripts/demo.sh >/dev/null; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 NONCE=0

@@ -23,7 +23,7 @@ fi
 demo=.state/demo
 [ -n "${BUILDKIT_HOST:-}" ] || { echo "bench/package.sh: BUILDKIT_HOST is not set" >&2; exit 2; }
 [ -x /usr/bin/time ] || { echo "bench/package.sh: needs GNU time at /usr/bin/time" >&2; exit 2; }
-[ -f "$demo/repo/$(uname -m)/APKINDEX.tar.gz" ] || scripts/demo.sh >/dev/null
+[ -f "$demo/repo/$(uname -m)/APKINDEX.tar.gz" ] || { scripts/deps.sh >&2 && MELANGE2_BIN=$bin scripts/demo.sh >/dev/null; }
 runs=${RUNS:-3}
 work=$(mktemp -d "${TMPDIR:-/tmp}/melange2-bench-package.XXXXXX")
 trap 'rm -rf "$work"' EXIT

@@ -7,7 +7,7 @@
 #  5. verify the packages and the index, run the package's tests (melange2 test) and the program.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=target/debug/melange2
+bin=${MELANGE2_BIN:-target/debug/melange2}
 demo=.state/demo
 out=packages
 mkdir -p "$demo"
