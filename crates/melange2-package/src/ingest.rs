@@ -400,6 +400,35 @@ pub(crate) fn read_all(entry: &TreeEntry) -> io::Result<Option<Arc<[u8]>>> {
     }
 }
 
+/// Run `f` on the whole content of a regular file entry without copying it:
+/// spooled content is memory-mapped, so only the pages `f` touches are read
+/// (the ELF reader looks at headers and the dynamic section of files that may
+/// be hundreds of MB). `None` for other kinds or content this crate cannot reach.
+pub(crate) fn with_content<T>(
+    entry: &TreeEntry,
+    f: impl FnOnce(&[u8]) -> T,
+) -> io::Result<Option<T>> {
+    let EntryKind::File { content, .. } = &entry.kind else {
+        return Ok(None);
+    };
+    match content {
+        Content::Memory(m) => Ok(Some(f(m))),
+        Content::Disk(p) => {
+            let file = File::open(p)?;
+            if file.metadata()?.len() == 0 {
+                return Ok(Some(f(&[])));
+            }
+            // SAFETY: the file is a spool file of `split_tar` (private to this process,
+            // never written after ingestion) or a file of the build's output directory,
+            // which nothing writes while it is packaged; so the mapping does not change
+            // while `f` borrows it.
+            let map = unsafe { memmap2::Mmap::map(&file)? };
+            Ok(Some(f(&map)))
+        }
+        Content::Spool { .. } => Ok(None),
+    }
+}
+
 /// Read up to `n` leading bytes of a regular file entry.
 pub(crate) fn read_prefix(entry: &TreeEntry, n: usize) -> io::Result<Option<Vec<u8>>> {
     let EntryKind::File { content, .. } = &entry.kind else {

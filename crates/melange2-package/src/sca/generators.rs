@@ -293,27 +293,28 @@ pub(crate) fn kernel(entry: &TreeEntry, g: &mut Generated) {
     if in_modules && !path.contains(".ko") {
         return;
     }
-    let Ok(Some(data)) = ingest::read_all(entry) else {
+    // the version of an image, the vermagic of a module (read in place: images can be large)
+    let found = ingest::with_content(entry, |data| {
+        if in_boot {
+            kernel_image_version(data)
+        } else {
+            module_bytes(path, data).and_then(|bytes| elf::module_vermagic(&bytes))
+        }
+    });
+    let Ok(Some(Some(found))) = found else {
         return;
     };
     if in_boot {
-        if let Some(ver) = kernel_image_version(&data) {
-            g.add(
-                FindingKind::Provide,
-                format!("linux:{ver}"),
-                path,
-                "kernel",
-                format!("kernel image, version {ver}"),
-            );
-        }
+        g.add(
+            FindingKind::Provide,
+            format!("linux:{found}"),
+            path,
+            "kernel",
+            format!("kernel image, version {found}"),
+        );
         return;
     }
-    let Some(bytes) = module_bytes(path, &data) else {
-        return;
-    };
-    let Some(vermagic) = elf::module_vermagic(&bytes) else {
-        return;
-    };
+    let vermagic = found;
     if let Some(ver) = kernel_version_token(&vermagic) {
         g.add(
             FindingKind::Depend,

@@ -485,8 +485,7 @@ fn elf_of(entry: &TreeEntry) -> Option<elf::ElfFacts> {
     if !elf::has_elf_magic(&prefix) {
         return None;
     }
-    let data = ingest::read_all(entry).ok()??;
-    elf::analyze(&data)
+    ingest::with_content(entry, elf::analyze).ok()??
 }
 
 /// Run every generator for one package (`declared_runtime`: its declared
