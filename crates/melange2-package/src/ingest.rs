@@ -497,4 +497,46 @@ mod tests {
         assert_eq!(in_memory, MEMORY_BUDGET);
         assert_eq!(in_memory + on_disk, (files * size) as u64);
     }
+
+    #[test]
+    fn with_content_maps_spooled_files_and_reads_memory_ones() {
+        let spool = tempfile::tempdir().expect("tempdir");
+        // 40 files of 2 MiB: larger than the in-memory limit, so all are spooled
+        let out = split_tar(&stream(40, 2 << 20)[..], &["pkg"], spool.path()).expect("ingest");
+        let small = split_tar(&stream(2, 100)[..], &["pkg"], spool.path()).expect("ingest");
+        let mut spooled = 0;
+        for e in out.trees["pkg"]
+            .entries()
+            .chain(small.trees["pkg"].entries())
+        {
+            let Some(whole) = read_all(e).expect("read") else {
+                continue;
+            };
+            spooled += usize::from(matches!(
+                &e.kind,
+                EntryKind::File {
+                    content: Content::Disk(_),
+                    ..
+                }
+            ));
+            let mapped = with_content(e, <[u8]>::to_vec)
+                .expect("map")
+                .expect("a file");
+            assert_eq!(mapped, whole.to_vec(), "{}", e.path);
+        }
+        assert_eq!(spooled, 40);
+        // an empty spooled file cannot be mapped; it reads as empty
+        let empty = spool.path().join("empty");
+        std::fs::write(&empty, b"").expect("write");
+        let mut entry = out.trees["pkg"].entries().next().expect("entry").clone();
+        entry.kind = match entry.kind {
+            EntryKind::File { .. } => EntryKind::File {
+                size: 0,
+                content: Content::Disk(empty),
+                sha1: None,
+            },
+            other => other,
+        };
+        assert_eq!(with_content(&entry, <[u8]>::len).expect("map"), Some(0));
+    }
 }
