@@ -128,7 +128,8 @@ pub fn build_graph(
     let ts = Some(opts.source_date_epoch as i64 * 1_000_000_000);
     let platform = opts.platform.clone();
 
-    // Workspace: /home/build, one output directory per package, /tmp (1777), the melange cache.
+    // Workspace: /home/build, one output directory per package, /tmp (1777), the melange cache,
+    // the source.
     let tmp = State::scratch().file(
         FileActions::new().mkdir_with("/tmp", 0o777, true, None, ts),
         OpOptions::default(),
@@ -160,10 +161,16 @@ pub fn build_graph(
             },
         );
     }
-    let mut state = env.file(
+    // A layer of its own laid over the environment: made from scratch, it does not wait for
+    // the environment and no FileOp has to mount the merged environment (docs/build.md).
+    let workspace = State::scratch().file(
         fa,
         OpOptions::named(format!("{}prepare workspace", opts.name_prefix)),
     )?;
+    let mut state = State::merge(
+        &[env.clone(), workspace],
+        OpOptions::named(format!("{}environment + workspace", opts.name_prefix)),
+    );
 
     let arch = &plan.arch;
     let mut steps_info = Vec::new();
