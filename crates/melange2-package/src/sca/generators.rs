@@ -293,28 +293,26 @@ pub(crate) fn kernel(entry: &TreeEntry, g: &mut Generated) {
     if in_modules && !path.contains(".ko") {
         return;
     }
-    // the version of an image, the vermagic of a module (read in place: images can be large)
-    let found = ingest::with_content(entry, |data| {
-        if in_boot {
-            kernel_image_version(data)
-        } else {
-            module_bytes(path, data).and_then(|bytes| elf::module_vermagic(&bytes))
-        }
-    });
-    let Ok(Some(Some(found))) = found else {
-        return;
-    };
+    // images and modules are read in place (mapped when spooled): images can be large
     if in_boot {
+        let Ok(Some(Some(ver))) = ingest::with_content(entry, kernel_image_version) else {
+            return;
+        };
         g.add(
             FindingKind::Provide,
-            format!("linux:{found}"),
+            format!("linux:{ver}"),
             path,
             "kernel",
-            format!("kernel image, version {found}"),
+            format!("kernel image, version {ver}"),
         );
         return;
     }
-    let vermagic = found;
+    let vermagic = ingest::with_content(entry, |data| {
+        module_bytes(path, data).and_then(|bytes| elf::module_vermagic(&bytes))
+    });
+    let Ok(Some(Some(vermagic))) = vermagic else {
+        return;
+    };
     if let Some(ver) = kernel_version_token(&vermagic) {
         g.add(
             FindingKind::Depend,
